@@ -1,0 +1,46 @@
+// Kernel declarations and per-op dispatch tables, generated from kernels/kernels.inc.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "onebit/bitpack.h"
+#include "onebit/isa.h"
+
+namespace onebit {
+
+#define ONEBIT_BITPACK(variant, isa, dispatchable) void bitpack__##variant(const BitpackArgs& args);
+#include "../../kernels/kernels.inc"
+
+template <class Args>
+struct Kernel {
+  const char* variant;
+  Isa isa;
+  bool dispatchable;  // false for the reference: it is the spec, not a fast path
+  void (*fn)(const Args&);
+};
+
+// Every variant of an op, in kernels.inc order (worst to best ISA).
+const std::vector<Kernel<BitpackArgs>>& bitpack_kernels();
+
+// The variant with the highest ISA that is dispatchable and not above active_isa().
+template <class Args>
+const Kernel<Args>& select_kernel(const std::vector<Kernel<Args>>& table) {
+  const Kernel<Args>* best = nullptr;
+  const Isa limit = active_isa();
+  for (const auto& k : table) {
+    if (k.dispatchable && k.isa <= limit && isa_supported(k.isa)) best = &k;
+  }
+  return *best;  // a portable variant always exists: see kernels.inc
+}
+
+// Look a variant up by name; nullptr when there is none.
+template <class Args>
+const Kernel<Args>* find_kernel(const std::vector<Kernel<Args>>& table, const std::string& name) {
+  for (const auto& k : table) {
+    if (name == k.variant) return &k;
+  }
+  return nullptr;
+}
+
+}  // namespace onebit

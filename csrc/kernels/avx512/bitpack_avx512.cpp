@@ -1,0 +1,61 @@
+// AVX-512 bit-packing. Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vpopcntdq;
+// dispatched only when the CPU has them.
+//
+// One 64-bit word = 4 groups of 16 floats. _mm512_mask_cmp_ps_mask returns a 16-bit mask with
+// lane j -> bit j, so group g lands at bits 16g..16g+15: element c -> bit c % 64.
+// The last, partial word uses a lane mask: masked-off lanes are neither loaded nor compared, so
+// their bits are 0 (the padding convention) and nothing past the row end is read.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "onebit/kernels.h"
+
+namespace onebit {
+namespace {
+
+inline __mmask16 lane_mask(int valid) {
+  // valid in [0, 16]: the low `valid` lanes.
+  return valid >= 16 ? static_cast<__mmask16>(0xFFFF)
+                     : static_cast<__mmask16>((1u << std::max(valid, 0)) - 1u);
+}
+
+template <int kPredicate>
+word_t pack_word(const float* x, const float* t, int n) {
+  word_t w = 0;
+  for (int g = 0; g < 4; ++g) {
+    const __mmask16 m = lane_mask(n - 16 * g);
+    if (!m) break;
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + 16 * g);
+    const __m512 th = t ? _mm512_maskz_loadu_ps(m, t + 16 * g) : _mm512_setzero_ps();
+    const __mmask16 bits = _mm512_mask_cmp_ps_mask(m, v, th, kPredicate);
+    w |= static_cast<word_t>(bits) << (16 * g);
+  }
+  return w;
+}
+
+template <int kPredicate>
+void pack_rows(const BitpackArgs& a) {
+  const std::int64_t words = words_for(a.channels);
+  for (std::int64_t r = 0; r < a.rows; ++r) {
+    const float* row = a.x + r * a.channels;
+    word_t* out = a.out + r * words;
+    for (std::int64_t w = 0; w < words; ++w) {
+      const std::int64_t c0 = w * kWordBits;
+      const int n = static_cast<int>(std::min<std::int64_t>(kWordBits, a.channels - c0));
+      out[w] = pack_word<kPredicate>(row + c0, a.thresholds ? a.thresholds + c0 : nullptr, n);
+    }
+  }
+}
+
+}  // namespace
+
+void bitpack__avx512(const BitpackArgs& a) {
+  if (a.mode == PackMode::kSign) {
+    pack_rows<_CMP_LT_OQ>(a);
+  } else {
+    pack_rows<_CMP_GT_OQ>(a);
+  }
+}
+
+}  // namespace onebit

@@ -1,0 +1,102 @@
+"""The C++ kernels (``onebit._C``): CPU features, ISA dispatch and bit-packing.
+
+The extension detects the CPU once; dispatch then picks the best variant the CPU runs.
+``ONEBIT_ISA=portable|avx2|avx512`` in the environment (read at import) or :func:`use_isa`
+forces a level; forcing a level the CPU lacks is an error, never a silent fallback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from . import _C
+from .bitpack import MODES, words_for
+
+__all__ = ["active_isa", "available_isas", "kernel_variants", "pack", "use_isa"]
+
+
+def available_isas() -> list[str]:
+    """ISA levels this CPU runs, lowest first, e.g. ``['portable', 'avx2', 'avx512']``."""
+    return list(_C.available_isas())
+
+
+def active_isa() -> str:
+    """The highest ISA level dispatch may use now."""
+    return _C.active_isa()
+
+
+def kernel_variants(op: str) -> list[str]:
+    """All compiled variants of ``op`` (``'reference'`` first), runnable here or not."""
+    return [name for name, _isa, _dispatch in _C.kernel_variants(op)]
+
+
+def runnable_variants(op: str) -> list[str]:
+    """Variants of ``op`` this CPU can run, including the reference."""
+    isas = set(available_isas())
+    return [name for name, isa, _dispatch in _C.kernel_variants(op) if isa in isas]
+
+
+def _force(name: str | None) -> None:
+    if name is None:
+        _C.clear_forced_isa()
+        return
+    if name not in ("portable", "avx2", "avx512"):
+        raise ValueError(f"unknown ISA {name!r}; valid: ['portable', 'avx2', 'avx512']")
+    if name not in available_isas():
+        raise RuntimeError(f"ISA {name!r} was forced but this CPU only supports {available_isas()}")
+    _C.force_isa(name)
+
+
+@contextlib.contextmanager
+def use_isa(name: str | None) -> Iterator[None]:
+    """Force dispatch to ``name`` inside the block (``None``: best available), then restore."""
+    previous = os.environ.get("ONEBIT_ISA") or None
+    _force(name)
+    try:
+        yield
+    finally:
+        _force(previous)
+
+
+def pack(
+    x: torch.Tensor | np.ndarray,
+    *,
+    mode: str = "sign",
+    thresholds: torch.Tensor | np.ndarray | None = None,
+    variant: str | None = None,
+) -> torch.Tensor:
+    """Pack the last dimension of ``x`` into ``uint64`` words with the C++ kernels.
+
+    Same contract and bytes as :func:`onebit.bitpack.pack`. Integer inputs are converted to
+    float32, which preserves every sign and every comparison with 0. ``variant`` names a kernel
+    (see :func:`kernel_variants`); ``None`` dispatches.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown pack mode {mode!r}; valid: {sorted(MODES)}")
+    xt = torch.as_tensor(x)
+    if xt.device.type != "cpu":
+        raise ValueError(f"onebit kernels run on CPU tensors, got device {xt.device}")
+    if xt.dim() == 0:
+        raise ValueError("pack needs at least one dimension (the channels, packed innermost)")
+    if xt.is_complex() or xt.dtype == torch.bool:
+        raise TypeError(f"pack takes real float or integer tensors, got {xt.dtype}")
+    channels = xt.shape[-1]
+    rows = xt.reshape(-1, channels).to(torch.float32).contiguous()
+    t = None
+    if thresholds is not None:
+        t = torch.as_tensor(thresholds).to(torch.float32).contiguous()
+        if t.shape != (channels,):
+            raise ValueError(f"thresholds must have shape ({channels},), got {tuple(t.shape)}")
+    out = torch.empty((rows.shape[0], words_for(channels)), dtype=torch.uint64)
+    _C.bitpack(rows, out, t, MODES[mode], variant or "")
+    return out.reshape(*xt.shape[:-1], words_for(channels))
+
+
+_env_isa = os.environ.get("ONEBIT_ISA") or None
+if _env_isa is not None:
+    _force(_env_isa)
