@@ -1,0 +1,142 @@
+"""The ``.onebit`` model file container (DESIGN.md section 4): never pickled, validated before use.
+
+Layout (all integers little-endian)::
+
+    offset  size  field
+    0       8     magic  b"ONEBIT\\x00\\x01"
+    8       4     format version (uint32), currently 1
+    12      4     reserved, 0
+    16      8     header length H (uint64): bytes of the JSON header that follows
+    24      H     JSON header, UTF-8, padded with spaces so the data section starts 64-byte aligned
+    24+H    ...   data section: tensor blobs, each starting at a multiple of 64 bytes
+
+The JSON header is ``{"graph": <any JSON>, "metadata": {str: str}, "tensors": {name: entry}}`` with
+``entry = {"dtype": "float32"|"int32"|"uint64"|"uint8", "shape": [int, ...], "offset": int, "nbytes": int}``;
+offsets are relative to the data section. The reader checks every field, offset, size and overlap
+before it hands out a single array, and raises :class:`ModelFileError` naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FORMAT_VERSION", "MAGIC", "ModelFile", "ModelFileError", "read_model", "write_model"]
+
+MAGIC = b"ONEBIT\x00\x01"
+FORMAT_VERSION = 1
+ALIGN = 64
+_PREAMBLE = struct.Struct("<8sIIQ")  # magic, version, reserved, header length
+_DTYPES = {"float32": np.float32, "int32": np.int32, "uint64": np.uint64, "uint8": np.uint8}
+_MAX_HEADER = 64 << 20  # a 64 MiB JSON header is already absurd; refuse before allocating
+
+
+class ModelFileError(ValueError):
+    """A ``.onebit`` file is malformed, truncated or of an unsupported version."""
+
+
+@dataclass
+class ModelFile:
+    """A parsed model file: the graph (JSON), string metadata and named numpy arrays."""
+
+    graph: Any
+    tensors: dict[str, np.ndarray] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def write_model(model: ModelFile) -> bytes:
+    """Serialize ``model`` to bytes (see the module docstring for the layout)."""
+    entries, blobs, offset = {}, [], 0
+    for name, array in model.tensors.items():
+        arr = np.asarray(array)
+        arr = arr if arr.flags.c_contiguous else arr.copy(order="C")  # (ascontiguousarray makes 0-d 1-d)
+        dtype = next((k for k, v in _DTYPES.items() if arr.dtype == v), None)
+        if dtype is None:
+            raise ValueError(f"tensor {name!r}: dtype {arr.dtype} is not storable; valid: {sorted(_DTYPES)}")
+        entries[name] = {"dtype": dtype, "shape": list(arr.shape), "offset": offset, "nbytes": arr.nbytes}
+        blobs.append((offset, arr.tobytes()))
+        offset = _align(offset + arr.nbytes)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in model.metadata.items()):
+        raise ValueError("metadata must map str to str")
+    header = json.dumps({"graph": model.graph, "metadata": model.metadata, "tensors": entries},
+                        separators=(",", ":"), allow_nan=False).encode()
+    header += b" " * (_align(_PREAMBLE.size + len(header)) - _PREAMBLE.size - len(header))
+    data = bytearray(offset)
+    for start, raw in blobs:
+        data[start:start + len(raw)] = raw
+    return _PREAMBLE.pack(MAGIC, FORMAT_VERSION, 0, len(header)) + header + bytes(data)
+
+
+def _fail(msg: str) -> ModelFileError:
+    return ModelFileError(f"invalid .onebit file: {msg}")
+
+
+def _parse_header(buf: bytes) -> tuple[dict, int]:
+    if len(buf) < _PREAMBLE.size:
+        raise _fail(f"{len(buf)} bytes is shorter than the {_PREAMBLE.size}-byte preamble (truncated?)")
+    magic, version, _reserved, hlen = _PREAMBLE.unpack_from(buf, 0)
+    if magic != MAGIC:
+        raise _fail(f"bad magic {magic!r} (expected {MAGIC!r}); this is not a onebit model")
+    if version != FORMAT_VERSION:
+        raise _fail(f"format version {version} is not supported (this onebit reads version {FORMAT_VERSION})")
+    if hlen > _MAX_HEADER or _PREAMBLE.size + hlen > len(buf):
+        raise _fail(f"header length {hlen} runs past the end of the {len(buf)}-byte file (truncated?)")
+    if (_PREAMBLE.size + hlen) % ALIGN:
+        raise _fail(f"header length {hlen} does not leave the data section {ALIGN}-byte aligned")
+    try:
+        header = json.loads(buf[_PREAMBLE.size:_PREAMBLE.size + hlen].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise _fail(f"header is not valid JSON: {exc}") from None
+    if not isinstance(header, dict) or set(header) != {"graph", "metadata", "tensors"}:
+        raise _fail("header must be an object with exactly the keys graph, metadata, tensors")
+    return header, _PREAMBLE.size + hlen
+
+
+def _check_entry(name: str, entry: Any, data_size: int) -> tuple[np.dtype, tuple[int, ...], int, int]:
+    if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "offset", "nbytes"}:
+        raise _fail(f"tensor {name!r}: entry must have exactly dtype, shape, offset, nbytes")
+    dtype, shape, offset, nbytes = entry["dtype"], entry["shape"], entry["offset"], entry["nbytes"]
+    if dtype not in _DTYPES:
+        raise _fail(f"tensor {name!r}: unknown dtype {dtype!r}; valid: {sorted(_DTYPES)}")
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+        raise _fail(f"tensor {name!r}: shape must be a list of non-negative ints, got {shape!r}")
+    if type(offset) is not int or type(nbytes) is not int or offset < 0 or offset % ALIGN:
+        raise _fail(f"tensor {name!r}: offset must be a non-negative multiple of {ALIGN}, got {offset!r}")
+    np_dtype = np.dtype(_DTYPES[dtype])
+    if nbytes != math.prod(shape) * np_dtype.itemsize:
+        raise _fail(f"tensor {name!r}: nbytes {nbytes} != {math.prod(shape)} elements x {np_dtype.itemsize} bytes")
+    if offset + nbytes > data_size:
+        raise _fail(f"tensor {name!r}: bytes [{offset}, {offset + nbytes}) run past the {data_size}-byte data section")
+    return np_dtype, tuple(shape), offset, nbytes
+
+
+def read_model(buf: bytes | bytearray | memoryview) -> ModelFile:
+    """Parse and validate a ``.onebit`` file; arrays are copies, independent of ``buf``."""
+    buf = bytes(buf)
+    header, data_start = _parse_header(buf)
+    metadata, entries = header["metadata"], header["tensors"]
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise _fail("metadata must be an object of strings")
+    if not isinstance(entries, dict):
+        raise _fail("tensors must be an object")
+    data_size = len(buf) - data_start
+    tensors, spans = {}, []
+    for name, entry in entries.items():
+        dtype, shape, offset, nbytes = _check_entry(name, entry, data_size)
+        spans.append((offset, offset + nbytes, name))
+        raw = buf[data_start + offset:data_start + offset + nbytes]
+        tensors[name] = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+    spans.sort()
+    for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
+        if start < end:
+            raise _fail(f"tensors {a!r} and {b!r} overlap")
+    return ModelFile(graph=header["graph"], tensors=tensors, metadata=metadata)
