@@ -20,16 +20,27 @@ inline __mmask16 lane_mask(int valid) {
                      : static_cast<__mmask16>((1u << std::max(valid, 0)) - 1u);
 }
 
+// A full word: 4 unmasked 16-lane compares.
 template <int kPredicate>
-word_t pack_word(const float* x, const float* t, int n) {
+inline word_t pack_full_word(const float* x, const float* t) {
   word_t w = 0;
   for (int g = 0; g < 4; ++g) {
+    const __m512 v = _mm512_loadu_ps(x + 16 * g);
+    const __m512 th = t ? _mm512_loadu_ps(t + 16 * g) : _mm512_setzero_ps();
+    w |= static_cast<word_t>(_mm512_cmp_ps_mask(v, th, kPredicate)) << (16 * g);
+  }
+  return w;
+}
+
+// The last, partial word (n < 64 elements): lane-masked loads and compares.
+template <int kPredicate>
+word_t pack_tail_word(const float* x, const float* t, int n) {
+  word_t w = 0;
+  for (int g = 0; g < 4 && n - 16 * g > 0; ++g) {
     const __mmask16 m = lane_mask(n - 16 * g);
-    if (!m) break;
     const __m512 v = _mm512_maskz_loadu_ps(m, x + 16 * g);
     const __m512 th = t ? _mm512_maskz_loadu_ps(m, t + 16 * g) : _mm512_setzero_ps();
-    const __mmask16 bits = _mm512_mask_cmp_ps_mask(m, v, th, kPredicate);
-    w |= static_cast<word_t>(bits) << (16 * g);
+    w |= static_cast<word_t>(_mm512_mask_cmp_ps_mask(m, v, th, kPredicate)) << (16 * g);
   }
   return w;
 }
@@ -37,13 +48,18 @@ word_t pack_word(const float* x, const float* t, int n) {
 template <int kPredicate>
 void pack_rows(const BitpackArgs& a) {
   const std::int64_t words = words_for(a.channels);
+  const std::int64_t full = a.channels / kWordBits;
+  const int tail = static_cast<int>(a.channels - full * kWordBits);
   for (std::int64_t r = 0; r < a.rows; ++r) {
     const float* row = a.x + r * a.channels;
     word_t* out = a.out + r * words;
-    for (std::int64_t w = 0; w < words; ++w) {
+    for (std::int64_t w = 0; w < full; ++w) {
       const std::int64_t c0 = w * kWordBits;
-      const int n = static_cast<int>(std::min<std::int64_t>(kWordBits, a.channels - c0));
-      out[w] = pack_word<kPredicate>(row + c0, a.thresholds ? a.thresholds + c0 : nullptr, n);
+      out[w] = pack_full_word<kPredicate>(row + c0, a.thresholds ? a.thresholds + c0 : nullptr);
+    }
+    if (tail) {
+      const std::int64_t c0 = full * kWordBits;
+      out[full] = pack_tail_word<kPredicate>(row + c0, a.thresholds ? a.thresholds + c0 : nullptr, tail);
     }
   }
 }
