@@ -6,6 +6,8 @@
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -19,6 +21,8 @@ namespace {
 using FloatRows = nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 using FloatVec = nb::ndarray<const float, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 using WordRows = nb::ndarray<std::uint64_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+using ConstWordRows = nb::ndarray<const std::uint64_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+using Int32Rows = nb::ndarray<std::int32_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 
 Isa parse_isa(const std::string& name) {
   Isa isa;
@@ -73,6 +77,54 @@ std::string bitpack(FloatRows x, WordRows out, nb::object thresholds, int mode, 
   return k.variant;
 }
 
+// The contract of bgemm.h checked up front: every kernel may then assume it.
+void check_padding_bits(const ConstWordRows& x, std::int64_t k, const char* name) {
+  const int used = static_cast<int>(k % kWordBits);  // bits used in the last word; 0 = all 64
+  if (used == 0) return;
+  const word_t padding = ~word_t{0} << used;
+  const std::int64_t kw = words_for(k);
+  for (std::size_t r = 0; r < x.shape(0); ++r) {
+    if (x.data()[r * static_cast<std::size_t>(kw) + static_cast<std::size_t>(kw - 1)] & padding) {
+      throw std::invalid_argument(std::string("bgemm: ") + name + " row " + std::to_string(r) +
+                                  " has nonzero padding bits past k=" + std::to_string(k) +
+                                  " (pack rows with exactly k bits)");
+    }
+  }
+}
+
+std::string bgemm(ConstWordRows a, ConstWordRows b, Int32Rows out, std::int64_t k, int mode,
+                  const std::string& variant) {
+  if (mode != 0 && mode != 1) throw std::invalid_argument("bgemm: mode must be 0 (xor) or 1 (and)");
+  const std::int64_t m = static_cast<std::int64_t>(a.shape(0));
+  const std::int64_t n = static_cast<std::int64_t>(b.shape(0));
+  const std::int64_t kw = static_cast<std::int64_t>(a.shape(1));
+  if (static_cast<std::int64_t>(b.shape(1)) != kw) {
+    throw std::invalid_argument("bgemm: a and b must have the same number of words per row, got " +
+                                std::to_string(kw) + " and " + std::to_string(b.shape(1)));
+  }
+  if (k <= 0 || k > std::numeric_limits<std::int32_t>::max()) {
+    throw std::invalid_argument("bgemm: k must be in [1, 2**31 - 1], got " + std::to_string(k));
+  }
+  if (words_for(k) != kw) {
+    throw std::invalid_argument("bgemm: k=" + std::to_string(k) + " bits need " +
+                                std::to_string(words_for(k)) + " words per row, but the rows have " +
+                                std::to_string(kw) + " (k must satisfy 64*(words-1) < k <= 64*words)");
+  }
+  if (static_cast<std::int64_t>(out.shape(0)) != m || static_cast<std::int64_t>(out.shape(1)) != n) {
+    throw std::invalid_argument("bgemm: out must have shape (a.shape[0], b.shape[0]) = (" +
+                                std::to_string(m) + ", " + std::to_string(n) + ")");
+  }
+  check_padding_bits(a, k, "a");
+  check_padding_bits(b, k, "b");
+  const auto& kern = pick(bgemm_kernels(), variant);
+  BgemmArgs args{a.data(), b.data(), m, n, k, kw, kw, static_cast<BgemmMode>(mode), out.data(), n};
+  {
+    nb::gil_scoped_release release;
+    kern.fn(args);
+  }
+  return kern.variant;
+}
+
 }  // namespace
 
 NB_MODULE(_C, m) {
@@ -93,9 +145,16 @@ NB_MODULE(_C, m) {
   m.def("clear_forced_isa", &clear_forced_isa);
   m.def("kernel_variants", [](const std::string& op) {
     if (op == "bitpack") return describe(bitpack_kernels());
-    throw std::invalid_argument("unknown op '" + op + "'; valid: bitpack");
+    if (op == "bgemm") return describe(bgemm_kernels());
+    throw std::invalid_argument("unknown op '" + op + "'; valid: bgemm, bitpack");
   });
-  m.def("bitpack", &bitpack, nb::arg("x"), nb::arg("out"), nb::arg("thresholds").none() = nb::none(),
+  // Outputs are .noconvert(): nanobind would otherwise hand the kernel a converted temporary copy
+  // of an array of the wrong dtype or layout, and the caller's array would silently stay unwritten.
+  m.def("bitpack", &bitpack, nb::arg("x"), nb::arg("out").noconvert(), nb::arg("thresholds").none() = nb::none(),
         nb::arg("mode") = 0, nb::arg("variant") = "",
         "Pack rows of floats into uint64 words (see bitpack.h); returns the variant that ran.");
+  m.def("bgemm", &bgemm, nb::arg("a"), nb::arg("b"), nb::arg("out").noconvert(), nb::arg("k"),
+        nb::arg("mode") = 0, nb::arg("variant") = "",
+        "Binary GEMM out[m][n] = dot(a[m], b[n]) over k packed bits (see bgemm.h); mode 0: +-1 x +-1 "
+        "(xor), 1: {0,1} x +-1 (and). Returns the variant that ran.");
 }

@@ -11,4 +11,12 @@ const std::vector<Kernel<BitpackArgs>>& bitpack_kernels() {
   return table;
 }
 
+const std::vector<Kernel<BgemmArgs>>& bgemm_kernels() {
+  static const std::vector<Kernel<BgemmArgs>> table = {
+#define ONEBIT_BGEMM(variant, isa, dispatchable) {#variant, Isa::isa, dispatchable, &bgemm__##variant},
+#include "../kernels/kernels.inc"
+  };
+  return table;
+}
+
 }  // namespace onebit

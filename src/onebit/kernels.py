@@ -1,4 +1,4 @@
-"""The C++ kernels (``onebit._C``): CPU features, ISA dispatch and bit-packing.
+"""The C++ kernels (``onebit._C``): CPU features, ISA dispatch, bit-packing and binary GEMM.
 
 The extension detects the CPU once; dispatch then picks the best variant the CPU runs.
 ``ONEBIT_ISA=portable|avx2|avx512`` in the environment (read at import) or :func:`use_isa`
@@ -8,6 +8,7 @@ forces a level; forcing a level the CPU lacks is an error, never a silent fallba
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 from typing import Iterator
 
@@ -17,7 +18,10 @@ import torch
 from . import _C
 from .bitpack import MODES, words_for
 
-__all__ = ["active_isa", "available_isas", "kernel_variants", "pack", "use_isa"]
+__all__ = ["BGEMM_MODES", "active_isa", "available_isas", "bgemm", "kernel_variants", "pack", "use_isa"]
+
+# bgemm dot-product modes (values shared with csrc/include/onebit/bgemm.h and the model file).
+BGEMM_MODES = {"xor": 0, "and": 1}
 
 
 def available_isas() -> list[str]:
@@ -95,6 +99,47 @@ def pack(
     out = torch.empty((rows.shape[0], words_for(channels)), dtype=torch.uint64)
     _C.bitpack(rows, out, t, MODES[mode], variant or "")
     return out.reshape(*xt.shape[:-1], words_for(channels))
+
+
+def _packed_rows(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
+    t = torch.as_tensor(x)
+    if t.device.type != "cpu":
+        raise ValueError(f"onebit kernels run on CPU tensors, got {name} on device {t.device}")
+    if t.dtype not in (torch.uint64, torch.int64):
+        raise TypeError(f"{name} must hold packed uint64 (or int64) words, got {t.dtype}")
+    if t.dim() != 2:
+        raise ValueError(f"{name} must be 2-D (rows, words), got shape {tuple(t.shape)}")
+    return t.contiguous().view(torch.uint64)
+
+
+def bgemm(
+    a: torch.Tensor | np.ndarray,
+    b: torch.Tensor | np.ndarray,
+    k: int,
+    *,
+    mode: str = "xor",
+    variant: str | None = None,
+) -> torch.Tensor:
+    """Binary GEMM on packed rows: ``out[m, n] = dot(a[m], b[n])`` over ``k`` bits, as ``torch.int32``.
+
+    ``a`` is ``(M, ceil(k/64))`` packed activations, ``b`` is ``(N, ceil(k/64))`` packed weights
+    (uint64 words, e.g. from :func:`pack` or :func:`onebit.bitpack.pack`; padding bits must be 0).
+
+    * ``mode="xor"``: +-1 x +-1, both packed with ``mode="sign"``: ``k - 2 popcount(a XOR b)``.
+    * ``mode="and"``: {0,1} activations (packed with ``mode="heaviside"``) x +-1 weights
+      (``mode="sign"``): ``popcount(a) - 2 popcount(a AND b)``.
+
+    The identities are derived in ``csrc/include/onebit/bgemm.h``. ``variant`` names a kernel
+    (see :func:`kernel_variants`); ``None`` dispatches.
+    """
+    if mode not in BGEMM_MODES:
+        raise ValueError(f"unknown bgemm mode {mode!r}; valid: {sorted(BGEMM_MODES)}")
+    k = operator.index(k)
+    at, bt = _packed_rows(a, "a"), _packed_rows(b, "b")
+    out = torch.empty((at.shape[0], bt.shape[0]), dtype=torch.int32)
+    # numpy views (zero-copy) cross the binding in ~1 us; torch tensors go through DLPack (~7 us).
+    _C.bgemm(at.numpy(), bt.numpy(), out.numpy(), k, BGEMM_MODES[mode], variant or "")
+    return out
 
 
 _env_isa = os.environ.get("ONEBIT_ISA") or None

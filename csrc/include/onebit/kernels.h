@@ -4,12 +4,14 @@
 #include <string>
 #include <vector>
 
+#include "onebit/bgemm.h"
 #include "onebit/bitpack.h"
 #include "onebit/isa.h"
 
 namespace onebit {
 
 #define ONEBIT_BITPACK(variant, isa, dispatchable) void bitpack__##variant(const BitpackArgs& args);
+#define ONEBIT_BGEMM(variant, isa, dispatchable) void bgemm__##variant(const BgemmArgs& args);
 #include "../../kernels/kernels.inc"
 
 template <class Args>
@@ -22,6 +24,7 @@ struct Kernel {
 
 // Every variant of an op, in kernels.inc order (worst to best ISA).
 const std::vector<Kernel<BitpackArgs>>& bitpack_kernels();
+const std::vector<Kernel<BgemmArgs>>& bgemm_kernels();
 
 // The variant with the highest ISA that is dispatchable and not above active_isa().
 template <class Args>

@@ -1,0 +1,22 @@
+// Per-thread scratch memory for kernels (repacked operands, per-row terms).
+//
+// It lives in a portable translation unit on purpose. Kernel translation units are compiled with
+// their ISA's flags and must not instantiate std:: templates (std::vector and the like): the
+// out-of-line copies of those are weak symbols that the linker merges across units, so the copy
+// compiled with -mavx512* could be the one every unit calls, on a CPU without AVX-512.
+#pragma once
+
+#include <cstddef>
+
+namespace onebit {
+
+enum class ScratchSlot : int { kPanels = 0, kRowTerms = 1 };
+inline constexpr int kScratchSlots = 2;
+
+// At least `bytes` bytes, 64-byte aligned, owned by the calling thread and kept between calls:
+// no allocation (nor page faults) once a slot is large enough. The memory stays valid until the
+// next scratch() call for the same slot on the same thread; its contents are undefined.
+// Throws std::bad_alloc when memory runs out.
+void* scratch(ScratchSlot slot, std::size_t bytes);
+
+}  // namespace onebit
