@@ -2,6 +2,7 @@
 
 from . import bitpack, kernels, nn, quantizers
 from .binarize import BinarizeConfig, binarize_, get_config
+from . import bitdot, methods, regularizers, sparsity
 from .checkpoint import load_checkpoint, save_checkpoint
 from .summary import ModelSummary, summary
 
@@ -12,12 +13,16 @@ __all__ = [
     "ModelSummary",
     "__version__",
     "binarize_",
+    "bitdot",
     "bitpack",
     "get_config",
     "kernels",
     "load_checkpoint",
+    "methods",
     "nn",
     "quantizers",
+    "regularizers",
     "save_checkpoint",
+    "sparsity",
     "summary",
 ]

@@ -11,7 +11,7 @@ import json
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from torch import nn
 
@@ -24,6 +24,8 @@ CONFIG_VERSION = 1
 _CONFIG_ATTR = "_onebit_config"
 _OVERRIDE_KEYS = {"input_quantizer", "weight_quantizer", "pad_value", "skip"}
 _SWAPS: dict[type, type] = {nn.Conv2d: BinaryConv2d, nn.Linear: BinaryLinear}
+#: config subclasses by their ``config_type`` (e.g. "method"), so from_dict / from_json restore them
+_CONFIG_TYPES: dict[str, type] = {}
 
 
 def _normalize_spec(spec: Any, what: str) -> Any:
@@ -32,7 +34,7 @@ def _normalize_spec(spec: Any, what: str) -> Any:
         spec = spec.to_config()
     if spec is not None and not isinstance(spec, (str, dict)):
         raise ValueError(f"{what} must be None, a quantizer name, a dict or a Quantizer, got {type(spec).__name__}")
-    quantizers.get(spec)  # raises ValueError listing valid names
+    quantizers.get(spec, channels=1)  # raises ValueError listing valid names (channels: for per-channel ones)
     return dict(spec) if isinstance(spec, dict) else spec
 
 
@@ -61,6 +63,14 @@ class BinarizeConfig:
     method: str | None = None
     version: int = CONFIG_VERSION
 
+    #: set by subclasses (``onebit.methods.Method``: "method"); stored in to_dict() when not None
+    config_type: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("config_type"):
+            _CONFIG_TYPES[cls.config_type] = cls
+
     def __post_init__(self) -> None:
         if self.version != CONFIG_VERSION:
             raise ValueError(f"BinarizeConfig version {self.version} is not supported (this onebit reads {CONFIG_VERSION})")
@@ -82,10 +92,19 @@ class BinarizeConfig:
                     settings[key] = _normalize_spec(settings[key], f"override {pattern!r} {key}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if self.config_type is not None:
+            data["config_type"] = self.config_type
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "BinarizeConfig":
+        data = dict(data)
+        kind = data.pop("config_type", None)
+        if kind is not None:
+            if kind not in _CONFIG_TYPES or not issubclass(_CONFIG_TYPES[kind], cls):
+                raise ValueError(f"unknown config_type {kind!r} for {cls.__name__}; valid: {sorted(_CONFIG_TYPES)}")
+            cls = _CONFIG_TYPES[kind]
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names
         if unknown:
@@ -98,6 +117,11 @@ class BinarizeConfig:
     @classmethod
     def from_json(cls, text: str) -> "BinarizeConfig":
         return cls.from_dict(json.loads(text))
+
+    def wrap_layer(self, name: str, layer: nn.Module) -> nn.Module:
+        """What ``binarize_`` installs for the binary ``layer`` called ``name``: the layer itself here;
+        subclasses may wrap it (a method's Elastic-Link)."""
+        return layer
 
     def layer_settings(self, name: str) -> dict[str, Any]:
         """The settings for the layer called ``name``: the defaults, then the first matching override."""
@@ -127,7 +151,7 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
 
 def binarize_(
     model: nn.Module,
-    config: BinarizeConfig | None = None,
+    config: BinarizeConfig | str | None = None,
     *,
     filter_fn: Callable[[nn.Module, str], bool] | None = None,
 ) -> nn.Module:
@@ -136,11 +160,16 @@ def binarize_(
     Parameters are kept (the latent weights start from the float ones). The first and last such
     layer stay float unless ``config.keep_first`` / ``keep_last`` is False, which warns: binarizing
     them usually costs much accuracy for little speed. ``filter_fn(module, fqn)`` returning False
-    keeps a layer float; ``config.overrides`` set per-layer quantizers by name.
+    keeps a layer float; ``config.overrides`` set per-layer quantizers by name. ``config`` may be a
+    method (``onebit.methods.get("si-bnn")``, a BinarizeConfig subclass) or a method's name.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"binarize_ expects an nn.Module, got {type(model).__name__}")
     config = BinarizeConfig() if config is None else config
+    if isinstance(config, str):  # a method name: binarize_(model, "si-bnn")
+        from .methods import get as get_method
+
+        config = get_method(config)
     if not isinstance(config, BinarizeConfig):
         raise TypeError(f"config must be a BinarizeConfig, got {type(config).__name__}")
     layers = _candidates(model)
@@ -158,6 +187,7 @@ def binarize_(
         settings = config.layer_settings(name)
         if settings.pop("skip"):
             continue
-        _set_submodule(model, name, _SWAPS[type(module)].from_float(module, **settings))
+        layer = _SWAPS[type(module)].from_float(module, **settings)
+        _set_submodule(model, name, config.wrap_layer(name, layer))
     setattr(model, _CONFIG_ATTR, config)
     return model

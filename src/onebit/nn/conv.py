@@ -59,7 +59,7 @@ class BinaryConv2d(QuantizedLayerMixin, nn.Conv2d):
             conv.dilation, conv.groups, conv.bias is not None, padding_mode=conv.padding_mode,
             device=conv.weight.device, dtype=conv.weight.dtype, **kwargs,
         )
-        layer.load_state_dict(conv.state_dict())
+        layer.load_float_state_dict(conv.state_dict())
         return layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -37,7 +37,7 @@ class BinaryLinear(QuantizedLayerMixin, nn.Linear):
             linear.in_features, linear.out_features, linear.bias is not None,
             device=linear.weight.device, dtype=linear.weight.dtype, **kwargs,
         )
-        layer.load_state_dict(linear.state_dict())
+        layer.load_float_state_dict(linear.state_dict())
         return layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

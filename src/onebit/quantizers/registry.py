@@ -14,7 +14,7 @@ QUANTIZERS: Registry[type[Quantizer]] = Registry("quantizer")
 QuantizerSpec = Union[None, str, dict, Quantizer]
 
 
-def get(spec: QuantizerSpec) -> Quantizer | None:
+def get(spec: QuantizerSpec, *, channels: int | None = None) -> Quantizer | None:
     """Build a quantizer from ``spec``.
 
     * ``None`` -> ``None`` (no quantization: the layer stays float);
@@ -22,17 +22,22 @@ def get(spec: QuantizerSpec) -> Quantizer | None:
     * ``{"name": "ste_sign", "clip_value": 1.5}`` -> a new quantizer with those hyper-parameters;
     * a :class:`Quantizer` module -> that module, unchanged.
 
+    Per-channel quantizers (class attribute ``needs_channels``) are built with ``channels``, the
+    channel count of the tensor they quantize (a layer passes it); it is ignored by the others.
+    Without it a per-channel quantizer takes the count from its first input.
     Unknown names raise ``ValueError`` listing the registered ones.
     """
     if spec is None or isinstance(spec, Quantizer):
         return spec
     if isinstance(spec, str):
-        return QUANTIZERS[spec]()
+        spec = {"name": spec}
     if isinstance(spec, dict):
         if "name" not in spec:
             raise ValueError(f"a quantizer dict needs a 'name' key; valid names: {QUANTIZERS.names()}")
         kwargs: dict[str, Any] = {k: v for k, v in spec.items() if k != "name"}
         cls = QUANTIZERS[spec["name"]]
+        if cls.needs_channels and channels is not None:
+            kwargs["channels"] = channels
         try:
             return cls(**kwargs)
         except TypeError as exc:
