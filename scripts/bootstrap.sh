@@ -31,7 +31,7 @@ if ! "$PY" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2
   log "installing torch==2.13.0 (CPU)"
   "$PY" -m pip install "${PIP_ARGS[@]}" torch==2.13.0
 fi
-if ! "$PY" -c "import nanobind, scikit_build_core, pytest, hypothesis, PIL, sklearn, yaml" 2>/dev/null; then
+if ! "$PY" -c "import nanobind, scikit_build_core, pytest, hypothesis, PIL, sklearn, yaml, matplotlib" 2>/dev/null; then
   log "installing build and test dependencies"
   "$PY" -m pip install "${PIP_ARGS[@]}" -r scripts/requirements-dev.txt
 fi

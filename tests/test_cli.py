@@ -1,0 +1,101 @@
+"""The `onebit` command line: train writes a run directory, eval reads it back, summary, argparse errors."""
+
+import re
+
+import pytest
+import torch
+
+import onebit
+from onebit.cli import main
+from onebit.train._util import optional_import
+from onebit.train.recipe import Recipe
+
+TINY = """
+model:
+  name: small_cnn
+  method: {input_quantizer: ste_sign, weight_quantizer: ste_sign, pad_value: 1.0}
+  kwargs: {width: 8}
+data: {name: synthetic, batch_size: 32}
+optim: {lr: 1.0e-2}
+epochs: 1
+log: {every: 0, plot: false}
+"""
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: tiny models gain nothing from more, and lose ~10x on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    return path
+
+
+def test_train_writes_a_run_dir_and_eval_reads_it_back(tmp_path, tiny_recipe, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--recipe", str(tiny_recipe), "--set", f"out_dir={run}", "optim.lr=5e-3"]) == 0
+    out = capsys.readouterr().out
+    assert "# resolved recipe" in out and "lr: 0.005" in out
+    saved = Recipe.from_yaml(run / "recipe.yaml")
+    assert saved.optim.lr == 5e-3 and saved.out_dir == str(run)
+    assert {"last.pt", "best.pt", "metrics.csv", "recipe.yaml"} <= {p.name for p in run.iterdir()}
+    best_acc = onebit.load_checkpoint(run / "best.pt")["extra"]["metrics"]["val_acc"]
+    assert f"best validation accuracy {100 * best_acc:.2f}%" in out
+
+    assert main(["eval", str(run / "best.pt")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"accuracy {100 * best_acc:.2f}%\s+loss \d", out)
+    assert "flip ratio" in out
+    assert main(["eval", str(run / "last.pt"), "--set", "data.val_limit=10"]) == 0
+    assert "(10 samples, synthetic:test; epoch 1)" in capsys.readouterr().out
+
+
+def test_train_resume(tmp_path, tiny_recipe, capsys):
+    run = tmp_path / "run"
+    main(["train", "--recipe", str(tiny_recipe), "--set", f"out_dir={run}"])
+    main(["train", "--recipe", str(tiny_recipe), "--set", f"out_dir={run}", "epochs=2", "--resume"])
+    assert "resumed from" in capsys.readouterr().out
+    assert len((run / "metrics.csv").read_text().splitlines()) == 1 + 2
+
+
+def test_summary_of_a_builtin_model(capsys):
+    assert main(["summary", "small_cnn", "--image-size", "8"]) == 0
+    assert "Total params" in capsys.readouterr().out
+
+
+def _has(module: str) -> bool:
+    mod = optional_import(module)
+    return mod is not None and hasattr(mod, "get")
+
+
+@pytest.mark.skipif(not (_has("onebit.methods") and _has("onebit.data")), reason="needs onebit.methods and onebit.data")
+def test_shipped_digits_recipe(tmp_path, capsys):
+    assert main(["train", "--recipe", "digits_bnn", "--set", f"out_dir={tmp_path}", "epochs=1", "log.plot=false"]) == 0
+    assert main(["summary", "small_cnn", "--method", "bnn", "--image-size", "8"]) == 0
+    assert "1-bit" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "the following arguments are required: COMMAND"),
+    (["bogus"], "invalid choice: 'bogus'"),
+    (["train"], "the following arguments are required: --recipe"),
+    (["train", "--recipe", "nope"], "unknown recipe 'nope'; shipped recipes"),
+    (["train", "--recipe", "{tiny}", "--set", "optim.lrr=1"], "did you mean 'optim.lr'"),
+    (["train", "--recipe", "{tiny}", "--set", "optim.lr=fast"], "optim.lr: expected float"),
+    (["train", "--recipe", "{tiny}", "--bogus-flag"], "unrecognized arguments: --bogus-flag"),
+    (["eval", "missing.pt"], "checkpoint 'missing.pt' does not exist"),
+    (["summary", "no_such_model"], "unknown model 'no_such_model'"),
+])
+def test_errors_are_argparse_errors(argv, message, tiny_recipe, capsys):
+    argv = [a.replace("{tiny}", str(tiny_recipe)) for a in argv]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
