@@ -3,6 +3,7 @@
     onebit train --recipe fashion_mnist_bnn --set optim.lr=1e-3 epochs=20 [--resume]
     onebit eval runs/fashion_mnist_bnn/best.pt [--set data.root=...]
     onebit summary small_cnn --method bnn [--image-size 28]
+    onebit compare --methods bnn xnor bireal --model cnn28 --data fashion_mnist --seeds 3 --budget cpu
 
 Multi-GPU / multi-node: ``torchrun --nproc_per_node N -m onebit.cli train --recipe ...``.
 """
@@ -82,6 +83,29 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Train every method on one backbone/data/budget/seeds; print and write the comparison table."""
+    from . import methods
+    from .compare import BUDGETS, compare, markdown_table
+
+    names = args.methods or ["all"]
+    if names == ["all"]:
+        names = methods.list()
+    unknown = [m for m in names if m not in methods.list() and m != "float"]
+    if unknown:
+        args.error(f"unknown methods {unknown}; valid: {methods.list()} or 'all'")
+    if args.budget not in BUDGETS:
+        args.error(f"unknown budget {args.budget!r}; valid: {sorted(BUDGETS)}")
+    try:
+        rows = compare(names, model=args.model, data=args.data, seeds=args.seeds, budget=args.budget,
+                       out_dir=args.out_dir, overrides=args.overrides)
+    except (ValueError, FileNotFoundError) as exc:
+        args.error(str(exc))
+    print(markdown_table(rows), end="")
+    print(f"written: {args.out_dir}/table.md, results.json, accuracy_vs_latency.png")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="onebit", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -111,6 +135,15 @@ def _parser() -> argparse.ArgumentParser:
     sm.add_argument("--num-classes", type=int, default=10)
     sm.add_argument("--in-chans", type=int, default=1)
     sm.add_argument("--image-size", type=int, default=28)
+
+    cmp = command("compare", cmd_compare, "train methods on one footing and tabulate accuracy, size and speed")
+    cmp.add_argument("--methods", nargs="+", default=None, help="methods of onebit.methods, or 'all' (default)")
+    cmp.add_argument("--model", default="cnn28", help="backbone from onebit.models (default cnn28)")
+    cmp.add_argument("--data", default="fashion_mnist", help="data set of onebit.data (default fashion_mnist)")
+    cmp.add_argument("--seeds", type=int, default=1, help="seeds per method (default 1)")
+    cmp.add_argument("--budget", default="cpu", help="tiny, cpu (< 1 h on 2 cores) or full (GPU)")
+    cmp.add_argument("--out-dir", default="runs/compare", help="where runs and the table go; rerun to resume")
+    overrides(cmp)
     return parser
 
 
