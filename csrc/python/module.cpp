@@ -52,13 +52,18 @@ std::vector<std::tuple<std::string, std::string, bool>> describe(const std::vect
   return out;
 }
 
-std::string bitpack(FloatRows x, WordRows out, nb::object thresholds, int mode, const std::string& variant) {
+std::string bitpack(FloatRows x, WordRows out, nb::object thresholds, int mode, const std::string& variant,
+                    std::int64_t groups) {
   if (mode != 0 && mode != 1) throw std::invalid_argument("mode must be 0 (sign) or 1 (heaviside)");
   const std::int64_t rows = static_cast<std::int64_t>(x.shape(0));
   const std::int64_t channels = static_cast<std::int64_t>(x.shape(1));
+  if (groups < 1 || channels % groups) {
+    throw std::invalid_argument("bitpack: groups must divide the channels, got groups=" + std::to_string(groups) +
+                                " for " + std::to_string(channels) + " channels");
+  }
   if (static_cast<std::int64_t>(out.shape(0)) != rows ||
-      static_cast<std::int64_t>(out.shape(1)) != words_for(channels)) {
-    throw std::invalid_argument("bitpack: out must have shape (rows, ceil(channels / 64))");
+      static_cast<std::int64_t>(out.shape(1)) != groups * words_for(channels / groups)) {
+    throw std::invalid_argument("bitpack: out must have shape (rows, groups * ceil(channels / groups / 64))");
   }
   const float* t = nullptr;
   if (!thresholds.is_none()) {
@@ -69,7 +74,7 @@ std::string bitpack(FloatRows x, WordRows out, nb::object thresholds, int mode, 
     t = tv.data();
   }
   const auto& k = pick(bitpack_kernels(), variant);
-  BitpackArgs args{x.data(), t, rows, channels, static_cast<PackMode>(mode), out.data()};
+  BitpackArgs args{x.data(), t, rows, channels, static_cast<PackMode>(mode), out.data(), groups};
   {
     nb::gil_scoped_release release;
     k.fn(args);
@@ -127,6 +132,9 @@ std::string bgemm(ConstWordRows a, ConstWordRows b, Int32Rows out, std::int64_t 
 
 }  // namespace
 
+void bind_layers(nb::module_& m);  // bind_layers.cpp: bconv2d, acc2bits, acc2float, bmaxpool
+void bind_engine(nb::module_& m);  // engine_binding.cpp: onebit::Engine
+
 NB_MODULE(_C, m) {
   m.doc() = "onebit C++ kernels (torch-free core)";
 
@@ -146,15 +154,20 @@ NB_MODULE(_C, m) {
   m.def("kernel_variants", [](const std::string& op) {
     if (op == "bitpack") return describe(bitpack_kernels());
     if (op == "bgemm") return describe(bgemm_kernels());
-    throw std::invalid_argument("unknown op '" + op + "'; valid: bgemm, bitpack");
+    if (op == "bconv2d") return describe(bconv2d_kernels());
+    if (op == "acc2bits") return describe(acc2bits_kernels());
+    if (op == "bmaxpool") return describe(bmaxpool_kernels());
+    throw std::invalid_argument("unknown op '" + op + "'; valid: acc2bits, bconv2d, bgemm, bitpack, bmaxpool");
   });
   // Outputs are .noconvert(): nanobind would otherwise hand the kernel a converted temporary copy
   // of an array of the wrong dtype or layout, and the caller's array would silently stay unwritten.
   m.def("bitpack", &bitpack, nb::arg("x"), nb::arg("out").noconvert(), nb::arg("thresholds").none() = nb::none(),
-        nb::arg("mode") = 0, nb::arg("variant") = "",
+        nb::arg("mode") = 0, nb::arg("variant") = "", nb::arg("groups") = 1,
         "Pack rows of floats into uint64 words (see bitpack.h); returns the variant that ran.");
   m.def("bgemm", &bgemm, nb::arg("a"), nb::arg("b"), nb::arg("out").noconvert(), nb::arg("k"),
         nb::arg("mode") = 0, nb::arg("variant") = "",
         "Binary GEMM out[m][n] = dot(a[m], b[n]) over k packed bits (see bgemm.h); mode 0: +-1 x +-1 "
         "(xor), 1: {0,1} x +-1 (and). Returns the variant that ran.");
+  bind_layers(m);
+  bind_engine(m);
 }

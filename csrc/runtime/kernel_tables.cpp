@@ -19,4 +19,28 @@ const std::vector<Kernel<BgemmArgs>>& bgemm_kernels() {
   return table;
 }
 
+const std::vector<Kernel<Bconv2dArgs>>& bconv2d_kernels() {
+  static const std::vector<Kernel<Bconv2dArgs>> table = {
+#define ONEBIT_BCONV2D(variant, isa, dispatchable) {#variant, Isa::isa, dispatchable, &bconv2d__##variant},
+#include "../kernels/kernels.inc"
+  };
+  return table;
+}
+
+const std::vector<Kernel<Acc2BitsArgs>>& acc2bits_kernels() {
+  static const std::vector<Kernel<Acc2BitsArgs>> table = {
+#define ONEBIT_ACC2BITS(variant, isa, dispatchable) {#variant, Isa::isa, dispatchable, &acc2bits__##variant},
+#include "../kernels/kernels.inc"
+  };
+  return table;
+}
+
+const std::vector<Kernel<BmaxpoolArgs>>& bmaxpool_kernels() {
+  static const std::vector<Kernel<BmaxpoolArgs>> table = {
+#define ONEBIT_BMAXPOOL(variant, isa, dispatchable) {#variant, Isa::isa, dispatchable, &bmaxpool__##variant},
+#include "../kernels/kernels.inc"
+  };
+  return table;
+}
+
 }  // namespace onebit

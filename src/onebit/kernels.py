@@ -18,7 +18,10 @@ import torch
 from . import _C
 from .bitpack import MODES, words_for
 
-__all__ = ["BGEMM_MODES", "active_isa", "available_isas", "bgemm", "kernel_variants", "pack", "use_isa"]
+__all__ = [
+    "BGEMM_MODES", "acc2bits", "acc2float", "active_isa", "available_isas", "bconv2d", "bgemm", "bit_thresholds",
+    "bmaxpool", "kernel_variants", "pack", "pack_conv_weight", "use_isa",
+]
 
 # bgemm dot-product modes (values shared with csrc/include/onebit/bgemm.h and the model file).
 BGEMM_MODES = {"xor": 0, "and": 1}
@@ -73,12 +76,15 @@ def pack(
     mode: str = "sign",
     thresholds: torch.Tensor | np.ndarray | None = None,
     variant: str | None = None,
+    groups: int = 1,
 ) -> torch.Tensor:
     """Pack the last dimension of ``x`` into ``uint64`` words with the C++ kernels.
 
     Same contract and bytes as :func:`onebit.bitpack.pack`. Integer inputs are converted to
     float32, which preserves every sign and every comparison with 0. ``variant`` names a kernel
-    (see :func:`kernel_variants`); ``None`` dispatches.
+    (see :func:`kernel_variants`); ``None`` dispatches. ``groups > 1`` packs each of ``groups``
+    equal channel groups from a word boundary (``groups * ceil(C / groups / 64)`` words), the
+    input layout of a grouped :func:`bconv2d`.
     """
     if mode not in MODES:
         raise ValueError(f"unknown pack mode {mode!r}; valid: {sorted(MODES)}")
@@ -96,9 +102,13 @@ def pack(
         t = torch.as_tensor(thresholds).to(torch.float32).contiguous()
         if t.shape != (channels,):
             raise ValueError(f"thresholds must have shape ({channels},), got {tuple(t.shape)}")
-    out = torch.empty((rows.shape[0], words_for(channels)), dtype=torch.uint64)
-    _C.bitpack(rows, out, t, MODES[mode], variant or "")
-    return out.reshape(*xt.shape[:-1], words_for(channels))
+    groups = operator.index(groups)
+    if groups < 1 or channels % groups:
+        raise ValueError(f"groups={groups} must divide the {channels} channels")
+    words = groups * words_for(channels // groups)
+    out = torch.empty((rows.shape[0], words), dtype=torch.uint64)
+    _C.bitpack(rows, out, t, MODES[mode], variant or "", groups)
+    return out.reshape(*xt.shape[:-1], words)
 
 
 def _packed_rows(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
@@ -141,6 +151,8 @@ def bgemm(
     _C.bgemm(at.numpy(), bt.numpy(), out.numpy(), k, BGEMM_MODES[mode], variant or "")
     return out
 
+
+from ._layer_kernels import acc2bits, acc2float, bconv2d, bit_thresholds, bmaxpool, pack_conv_weight  # noqa: E402
 
 _env_isa = os.environ.get("ONEBIT_ISA") or None
 if _env_isa is not None:

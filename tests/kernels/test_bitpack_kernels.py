@@ -120,3 +120,25 @@ def test_env_var_with_bad_isa_fails_loudly():
     result = _run_with_env("avx9000")
     assert result.returncode != 0
     assert "unknown ISA" in result.stderr
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("channels,groups", [(2, 2), (126, 2), (128, 2), (130, 2), (195, 3), (1026, 2), (64, 4)])
+@pytest.mark.parametrize("mode", ["sign", "heaviside"])
+def test_groups_start_at_word_boundaries(variant, channels, groups, mode):
+    # Grouped layout (bitpack.h): each group packed on its own, the groups' words side by side.
+    g = torch.Generator().manual_seed(channels + groups)
+    x = torch.randn(5, channels, generator=g)
+    t = torch.randn(channels, generator=g)
+    cg = channels // groups
+    for thresholds in (None, t):
+        parts = [bitpack.pack(x[:, i * cg:(i + 1) * cg], mode=mode,
+                              thresholds=None if thresholds is None else thresholds[i * cg:(i + 1) * cg])
+                 for i in range(groups)]
+        got = kernels.pack(x, mode=mode, thresholds=thresholds, variant=variant, groups=groups)
+        assert torch.equal(as_i64(got), as_i64(torch.cat(parts, dim=1))), (variant, channels, groups)
+
+
+def test_groups_must_divide_channels():
+    with pytest.raises(ValueError, match="groups"):
+        kernels.pack(torch.zeros(2, 10), groups=3)

@@ -40,7 +40,11 @@ inline bool pack_bit(float x, float t, PackMode mode) {
 // Arguments shared by every bitpack variant.
 //   x:          rows x channels floats, row-major, contiguous.
 //   thresholds: `channels` floats or nullptr (threshold 0 for every channel).
-//   out:        rows x words_for(channels) words, fully written (padding bits = 0).
+//   groups:     channels split into `groups` equal groups (groups divides channels), each starting
+//               at a word boundary: channel g * cg + j (cg = channels / groups) is bit j % 64 of
+//               word g * words_for(cg) + j / 64. groups = 1 is the plain layout. (A grouped
+//               bconv2d takes its input in this layout: bconv2d.h.)
+//   out:        rows x (groups * words_for(cg)) words, fully written (padding bits = 0).
 struct BitpackArgs {
   const float* x;
   const float* thresholds;
@@ -48,6 +52,7 @@ struct BitpackArgs {
   std::int64_t channels;
   PackMode mode;
   word_t* out;
+  std::int64_t groups = 1;
 };
 
 }  // namespace onebit

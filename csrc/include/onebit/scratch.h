@@ -10,8 +10,10 @@
 
 namespace onebit {
 
-enum class ScratchSlot : int { kPanels = 0, kRowTerms = 1 };
-inline constexpr int kScratchSlots = 2;
+// kPanels, kRowTerms: bgemm. kIm2col, kAcc, kConvTerms: bconv2d (which calls bgemm and acc2bits in
+// between). kBitTerms: acc2bits.
+enum class ScratchSlot : int { kPanels = 0, kRowTerms = 1, kIm2col = 2, kAcc = 3, kConvTerms = 4, kBitTerms = 5 };
+inline constexpr int kScratchSlots = 6;
 
 // At least `bytes` bytes, 64-byte aligned, owned by the calling thread and kept between calls:
 // no allocation (nor page faults) once a slot is large enough. The memory stays valid until the

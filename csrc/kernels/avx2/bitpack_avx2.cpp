@@ -27,26 +27,33 @@ word_t pack_full_word(const float* x, const float* t) {
   return w;
 }
 
+// One segment of `channels` floats (a row, or one group of a row) into words_for(channels) words.
+template <int kPredicate>
+void pack_segment(const float* x, const float* t, std::int64_t channels, word_t* out) {
+  const std::int64_t full = channels / kWordBits;
+  const int tail = static_cast<int>(channels - full * kWordBits);
+  for (std::int64_t w = 0; w < full; ++w) {
+    out[w] = pack_full_word<kPredicate>(x + w * kWordBits, t ? t + w * kWordBits : nullptr);
+  }
+  if (tail) {
+    alignas(32) float xbuf[kWordBits];
+    alignas(32) float tbuf[kWordBits];
+    std::memset(xbuf, 0, sizeof(xbuf));
+    std::memset(tbuf, 0, sizeof(tbuf));
+    std::memcpy(xbuf, x + full * kWordBits, sizeof(float) * tail);
+    if (t) std::memcpy(tbuf, t + full * kWordBits, sizeof(float) * tail);
+    out[full] = pack_full_word<kPredicate>(xbuf, tbuf);
+  }
+}
+
 template <int kPredicate>
 void pack_rows(const BitpackArgs& a) {
-  const std::int64_t words = words_for(a.channels);
-  const std::int64_t full = a.channels / kWordBits;
-  const int tail = static_cast<int>(a.channels - full * kWordBits);
-  alignas(32) float xbuf[kWordBits];
-  alignas(32) float tbuf[kWordBits];
+  const std::int64_t cg = a.channels / a.groups;  // groups start at word boundaries (bitpack.h)
+  const std::int64_t wg = words_for(cg);
   for (std::int64_t r = 0; r < a.rows; ++r) {
-    const float* row = a.x + r * a.channels;
-    word_t* out = a.out + r * words;
-    for (std::int64_t w = 0; w < full; ++w) {
-      out[w] = pack_full_word<kPredicate>(row + w * kWordBits,
-                                          a.thresholds ? a.thresholds + w * kWordBits : nullptr);
-    }
-    if (tail) {
-      std::memset(xbuf, 0, sizeof(xbuf));
-      std::memset(tbuf, 0, sizeof(tbuf));
-      std::memcpy(xbuf, row + full * kWordBits, sizeof(float) * tail);
-      if (a.thresholds) std::memcpy(tbuf, a.thresholds + full * kWordBits, sizeof(float) * tail);
-      out[full] = pack_full_word<kPredicate>(xbuf, tbuf);
+    for (std::int64_t g = 0; g < a.groups; ++g) {
+      pack_segment<kPredicate>(a.x + r * a.channels + g * cg, a.thresholds ? a.thresholds + g * cg : nullptr,
+                               cg, a.out + (r * a.groups + g) * wg);
     }
   }
 }

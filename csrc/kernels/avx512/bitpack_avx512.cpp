@@ -45,21 +45,29 @@ word_t pack_tail_word(const float* x, const float* t, int n) {
   return w;
 }
 
+// One segment of `channels` floats (a row, or one group of a row) into words_for(channels) words.
+template <int kPredicate>
+void pack_segment(const float* x, const float* t, std::int64_t channels, word_t* out) {
+  const std::int64_t full = channels / kWordBits;
+  const int tail = static_cast<int>(channels - full * kWordBits);
+  for (std::int64_t w = 0; w < full; ++w) {
+    const std::int64_t c0 = w * kWordBits;
+    out[w] = pack_full_word<kPredicate>(x + c0, t ? t + c0 : nullptr);
+  }
+  if (tail) {
+    const std::int64_t c0 = full * kWordBits;
+    out[full] = pack_tail_word<kPredicate>(x + c0, t ? t + c0 : nullptr, tail);
+  }
+}
+
 template <int kPredicate>
 void pack_rows(const BitpackArgs& a) {
-  const std::int64_t words = words_for(a.channels);
-  const std::int64_t full = a.channels / kWordBits;
-  const int tail = static_cast<int>(a.channels - full * kWordBits);
+  const std::int64_t cg = a.channels / a.groups;  // groups start at word boundaries (bitpack.h)
+  const std::int64_t wg = words_for(cg);
   for (std::int64_t r = 0; r < a.rows; ++r) {
-    const float* row = a.x + r * a.channels;
-    word_t* out = a.out + r * words;
-    for (std::int64_t w = 0; w < full; ++w) {
-      const std::int64_t c0 = w * kWordBits;
-      out[w] = pack_full_word<kPredicate>(row + c0, a.thresholds ? a.thresholds + c0 : nullptr);
-    }
-    if (tail) {
-      const std::int64_t c0 = full * kWordBits;
-      out[full] = pack_tail_word<kPredicate>(row + c0, a.thresholds ? a.thresholds + c0 : nullptr, tail);
+    for (std::int64_t g = 0; g < a.groups; ++g) {
+      pack_segment<kPredicate>(a.x + r * a.channels + g * cg, a.thresholds ? a.thresholds + g * cg : nullptr,
+                               cg, a.out + (r * a.groups + g) * wg);
     }
   }
 }

@@ -18,15 +18,24 @@ word_t pack_word(const float* x, const float* t, int n) {
   return w;
 }
 
+// One segment of `channels` floats (a row, or one group of a row) into words_for(channels) words.
+template <PackMode kMode>
+void pack_segment(const float* x, const float* t, std::int64_t channels, word_t* out) {
+  for (std::int64_t w = 0; w < words_for(channels); ++w) {
+    const std::int64_t c0 = w * kWordBits;
+    const int n = static_cast<int>(std::min<std::int64_t>(kWordBits, channels - c0));
+    out[w] = pack_word<kMode>(x + c0, t ? t + c0 : nullptr, n);
+  }
+}
+
 template <PackMode kMode>
 void pack_rows(const BitpackArgs& a) {
-  const std::int64_t words = words_for(a.channels);
+  const std::int64_t cg = a.channels / a.groups;  // groups start at word boundaries (bitpack.h)
+  const std::int64_t wg = words_for(cg);
   for (std::int64_t r = 0; r < a.rows; ++r) {
-    const float* row = a.x + r * a.channels;
-    for (std::int64_t w = 0; w < words; ++w) {
-      const std::int64_t c0 = w * kWordBits;
-      const int n = static_cast<int>(std::min<std::int64_t>(kWordBits, a.channels - c0));
-      a.out[r * words + w] = pack_word<kMode>(row + c0, a.thresholds ? a.thresholds + c0 : nullptr, n);
+    for (std::int64_t g = 0; g < a.groups; ++g) {
+      pack_segment<kMode>(a.x + r * a.channels + g * cg, a.thresholds ? a.thresholds + g * cg : nullptr, cg,
+                          a.out + (r * a.groups + g) * wg);
     }
   }
 }

@@ -1,0 +1,219 @@
+// Engine: builds ops from the graph, plans the arena once, runs every op in C++.
+//
+// Arena planning: a value lives from the op that defines it to its last reader (the input from the
+// start, the output to the end). Values are placed first-fit at per-sample byte offsets so that no two
+// values alive at the same time overlap; every size and offset is a multiple of 64. With batch N
+// each value takes N times its per-sample bytes at N times its offset, which preserves both
+// properties, so one plan serves every batch size.
+#include "onebit/engine.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <thread>
+
+#include "op.h"
+
+namespace onebit {
+namespace engine {
+
+Op::Op(const OpDef& def, const std::vector<ValueDef>& values)
+    : type_(def.type), name_(def.name), in_(def.inputs), out_(def.outputs) {
+  if (in_.empty() || out_.size() != 1) fail("needs inputs and exactly one output");
+  for (int v : in_) {
+    if (v < 0 || v >= static_cast<int>(values.size())) fail("input index out of range");
+  }
+  if (out_[0] < 0 || out_[0] >= static_cast<int>(values.size())) fail("output index out of range");
+  x_ = values[in_[0]];
+  y_ = values[out_[0]];
+}
+
+std::int64_t Op::int_attr(const OpDef& d, const char* key, std::size_t i) const {
+  auto it = d.ints.find(key);
+  if (it == d.ints.end() || it->second.size() <= i) fail(std::string("missing integer attribute ") + key);
+  return it->second[i];
+}
+
+std::string Op::str_attr(const OpDef& d, const char* key) const {
+  auto it = d.strs.find(key);
+  if (it == d.strs.end()) fail(std::string("missing string attribute ") + key);
+  return it->second;
+}
+
+std::vector<float> Op::f32(const OpDef& d, const char* key, std::int64_t n, bool optional) const {
+  auto it = d.f32.find(key);
+  if (it == d.f32.end()) {
+    if (optional) return {};
+    fail(std::string("missing float32 tensor ") + key);
+  }
+  if (static_cast<std::int64_t>(it->second.size()) != n) {
+    fail(std::string("tensor ") + key + " has " + std::to_string(it->second.size()) + " elements, expected " +
+         std::to_string(n));
+  }
+  return it->second;
+}
+
+void parallel_for(std::int64_t n, int num_threads, const std::function<void(int, std::int64_t, std::int64_t)>& fn) {
+  const int t = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads, n)));
+  if (t <= 1) {
+    if (n > 0) fn(0, 0, n);
+    return;
+  }
+  std::vector<std::thread> workers;
+  std::vector<std::exception_ptr> errors(t);
+  auto chunk = [&](int i) {
+    try {
+      fn(i, n * i / t, n * (i + 1) / t);
+    } catch (...) {
+      errors[i] = std::current_exception();
+    }
+  };
+  for (int i = 1; i < t; ++i) workers.emplace_back(chunk, i);
+  chunk(0);
+  for (auto& w : workers) w.join();
+  for (auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+}
+
+}  // namespace engine
+
+namespace {
+
+constexpr std::int64_t kAlign = 64;
+std::int64_t align_up(std::int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+// First-fit placement of [def, last] lifetimes; returns offsets and the total size (per sample).
+std::int64_t plan(const std::vector<ValueDef>& values, const std::vector<int>& def, const std::vector<int>& last,
+                  std::vector<std::int64_t>* offsets) {
+  const int n = static_cast<int>(values.size());
+  offsets->assign(n, -1);
+  std::vector<int> order;
+  for (int v = 0; v < n; ++v) {
+    if (def[v] != INT32_MAX) order.push_back(v);
+  }
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return values[a].bytes() > values[b].bytes(); });
+  std::int64_t total = 0;
+  std::vector<int> placed;
+  for (int v : order) {
+    const std::int64_t size = align_up(values[v].bytes());
+    std::vector<std::pair<std::int64_t, std::int64_t>> busy;
+    for (int u : placed) {
+      if (def[u] <= last[v] && def[v] <= last[u]) busy.emplace_back((*offsets)[u], (*offsets)[u] + align_up(values[u].bytes()));
+    }
+    std::sort(busy.begin(), busy.end());
+    std::int64_t at = 0;
+    for (auto& [lo, hi] : busy) {
+      if (at + size <= lo) break;
+      at = std::max(at, hi);
+    }
+    (*offsets)[v] = at;
+    total = std::max(total, at + size);
+    placed.push_back(v);
+  }
+  return total;
+}
+
+}  // namespace
+
+Engine::Arena::~Arena() { std::free(data); }
+
+Engine::Engine(GraphDef graph, int num_threads) : graph_(std::move(graph)), num_threads_(std::max(1, num_threads)) {
+  const int nv = static_cast<int>(graph_.values.size());
+  if (graph_.input < 0 || graph_.input >= nv || graph_.output < 0 || graph_.output >= nv) {
+    throw std::invalid_argument("engine: input/output value index out of range");
+  }
+  if (input().kind != ValueKind::kFloat || input().shape.size() != 3 || output().kind != ValueKind::kFloat) {
+    throw std::invalid_argument("engine: the input must be float [C, H, W] and the output float");
+  }
+  std::vector<int> def(nv, INT32_MAX), last(nv, -1);
+  def[graph_.input] = -1;
+  const int nops = static_cast<int>(graph_.ops.size());
+  for (int i = 0; i < nops; ++i) {
+    const OpDef& d = graph_.ops[i];
+    std::unique_ptr<engine::Op> op = engine::make_binary_op(d, graph_.values);
+    if (!op) op = engine::make_float_op(d, graph_.values);
+    if (!op) throw std::invalid_argument("engine: unknown op type '" + d.type + "' ('" + d.name + "')");
+    for (int v : op->inputs()) {
+      if (def[v] == INT32_MAX || def[v] >= i) throw std::invalid_argument("engine: op '" + d.name + "' reads an undefined value");
+      last[v] = i;
+    }
+    if (def[op->outputs()[0]] != INT32_MAX) throw std::invalid_argument("engine: value defined twice at '" + d.name + "'");
+    def[op->outputs()[0]] = i;
+    last[op->outputs()[0]] = std::max(last[op->outputs()[0]], i);
+    scratch_per_thread_ = std::max(scratch_per_thread_, align_up(op->scratch_bytes()));
+    ops_.push_back(std::move(op));
+  }
+  if (def[graph_.output] == INT32_MAX) throw std::invalid_argument("engine: the output is never computed");
+  last[graph_.output] = nops;
+  arena_per_sample_ = plan(graph_.values, def, last, &offsets_);
+}
+
+Engine::~Engine() = default;
+
+std::unique_ptr<Engine::Arena> Engine::borrow(std::size_t bytes) const {
+  std::unique_ptr<Arena> arena;
+  {
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    if (!pool_.empty()) {
+      arena = std::move(pool_.back());
+      pool_.pop_back();
+    }
+  }
+  if (!arena) arena = std::make_unique<Arena>();
+  if (arena->bytes < bytes) {
+    std::free(arena->data);
+    arena->data = std::aligned_alloc(kAlign, static_cast<std::size_t>(align_up(static_cast<std::int64_t>(bytes))));
+    if (!arena->data) {
+      arena->bytes = 0;
+      throw std::bad_alloc();
+    }
+    arena->bytes = bytes;
+  }
+  return arena;
+}
+
+void Engine::give_back(std::unique_ptr<Arena> arena) const {
+  std::lock_guard<std::mutex> lock(pool_mutex_);
+  pool_.push_back(std::move(arena));
+}
+
+void Engine::run(const float* in, std::int64_t batch, float* out) const {
+  if (batch < 1) throw std::invalid_argument("engine: batch must be >= 1");
+  const std::int64_t act = batch * arena_per_sample_;
+  const std::int64_t scratch = num_threads_ * scratch_per_thread_;
+  std::unique_ptr<Arena> arena = borrow(static_cast<std::size_t>(act + scratch));
+  char* base = static_cast<char*>(arena->data);
+  engine::RunCtx ctx;
+  ctx.batch = batch;
+  ctx.num_threads = num_threads_;
+  ctx.scratch = base + act;
+  ctx.scratch_per_thread = scratch_per_thread_;
+  ctx.ptr.resize(graph_.values.size(), nullptr);
+  for (std::size_t v = 0; v < graph_.values.size(); ++v) {
+    if (offsets_[v] >= 0) ctx.ptr[v] = base + batch * offsets_[v];
+  }
+  // NCHW -> NHWC
+  const ValueDef& iv = input();
+  const std::int64_t c = iv.c(), hw = iv.pixels();
+  float* x = reinterpret_cast<float*>(ctx.ptr[graph_.input]);
+  for (std::int64_t n = 0; n < batch; ++n) {
+    for (std::int64_t ch = 0; ch < c; ++ch) {
+      for (std::int64_t p = 0; p < hw; ++p) x[(n * hw + p) * c + ch] = in[(n * c + ch) * hw + p];
+    }
+  }
+  for (const auto& op : ops_) op->run(ctx);
+  // NHWC -> NCHW (a no-op reorder for [F] and 1x1 outputs)
+  const ValueDef& ov = output();
+  const std::int64_t oc = ov.c(), ohw = ov.pixels();
+  const float* y = reinterpret_cast<const float*>(ctx.ptr[graph_.output]);
+  for (std::int64_t n = 0; n < batch; ++n) {
+    for (std::int64_t ch = 0; ch < oc; ++ch) {
+      for (std::int64_t p = 0; p < ohw; ++p) out[(n * oc + ch) * ohw + p] = y[(n * ohw + p) * oc + ch];
+    }
+  }
+  give_back(std::move(arena));
+}
+
+}  // namespace onebit

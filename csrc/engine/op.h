@@ -1,0 +1,63 @@
+// Engine-internal: the Op interface, the run context, attribute access and a small parallel-for.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "onebit/graph.h"
+
+namespace onebit::engine {
+
+// Everything an op needs at run time: where each value lives for this call, and scratch memory.
+struct RunCtx {
+  std::vector<char*> ptr;     // per value: start of its batch x bytes-per-sample block
+  std::int64_t batch = 1;
+  int num_threads = 1;
+  char* scratch = nullptr;    // num_threads x scratch_per_thread bytes, 64-byte aligned
+  std::int64_t scratch_per_thread = 0;
+
+  template <class T>
+  T* at(int value, std::int64_t sample, std::int64_t sample_bytes) const {
+    return reinterpret_cast<T*>(ptr[value] + sample * sample_bytes);
+  }
+  char* thread_scratch(int t) const { return scratch + t * scratch_per_thread; }
+};
+
+class Op {
+ public:
+  Op(const OpDef& def, const std::vector<ValueDef>& values);
+  virtual ~Op() = default;
+  virtual void run(const RunCtx& ctx) const = 0;
+  // Scratch bytes one thread needs for this op (reused by every op).
+  virtual std::int64_t scratch_bytes() const { return 0; }
+
+  const std::vector<int>& inputs() const { return in_; }
+  const std::vector<int>& outputs() const { return out_; }
+
+ protected:
+  [[noreturn]] void fail(const std::string& msg) const {
+    throw std::invalid_argument("engine: op " + type_ + " '" + name_ + "': " + msg);
+  }
+  std::int64_t int_attr(const OpDef& d, const char* key, std::size_t i = 0) const;
+  std::string str_attr(const OpDef& d, const char* key) const;
+  // A per-channel (or any) float tensor of exactly n elements; empty if optional and absent.
+  std::vector<float> f32(const OpDef& d, const char* key, std::int64_t n, bool optional = false) const;
+
+  std::string type_, name_;
+  std::vector<int> in_, out_;
+  ValueDef x_, y_;  // first input, output
+};
+
+// Factories (ops_float.cpp, ops_binary.cpp); nullptr when the type is not theirs.
+std::unique_ptr<Op> make_float_op(const OpDef& def, const std::vector<ValueDef>& values);
+std::unique_ptr<Op> make_binary_op(const OpDef& def, const std::vector<ValueDef>& values);
+
+// Run fn(begin, end) over [0, n) split into num_threads contiguous chunks; fn(t, begin, end) gets the
+// thread index t for its scratch. The calling thread takes chunk 0. Exceptions propagate.
+void parallel_for(std::int64_t n, int num_threads, const std::function<void(int, std::int64_t, std::int64_t)>& fn);
+
+}  // namespace onebit::engine

@@ -1,0 +1,56 @@
+// The inference engine: a validated op list, an arena planned once, all ops in C++.
+//
+// Concurrency: run() may be called from several threads at once. Each call borrows an arena (the
+// memory of every activation) from a pool and returns it afterwards, so concurrent calls run in
+// parallel on separate memory; a pool grows to the largest number of simultaneous calls seen.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "onebit/graph.h"
+
+namespace onebit {
+
+namespace engine {
+class Op;
+}
+
+class Engine {
+ public:
+  // Throws std::invalid_argument naming the op when the graph is inconsistent.
+  Engine(GraphDef graph, int num_threads);
+  ~Engine();
+
+  // in: batch x C x H x W float32 (NCHW, contiguous). out: batch x output elements, in PyTorch's
+  // order (NCHW for a [C, H, W] output).
+  void run(const float* in, std::int64_t batch, float* out) const;
+
+  const ValueDef& input() const { return graph_.values[graph_.input]; }
+  const ValueDef& output() const { return graph_.values[graph_.output]; }
+  int num_threads() const { return num_threads_; }
+  // Bytes of activation memory one sample needs (the planned arena, without kernel scratch).
+  std::int64_t arena_bytes_per_sample() const { return arena_per_sample_; }
+
+ private:
+  struct Arena {
+    void* data = nullptr;
+    std::size_t bytes = 0;
+    ~Arena();
+  };
+  std::unique_ptr<Arena> borrow(std::size_t bytes) const;
+  void give_back(std::unique_ptr<Arena> arena) const;
+
+  GraphDef graph_;
+  int num_threads_;
+  std::vector<std::unique_ptr<engine::Op>> ops_;
+  std::vector<std::int64_t> offsets_;  // per-sample byte offset of every value in the arena
+  std::int64_t arena_per_sample_ = 0;
+  std::int64_t scratch_per_thread_ = 0;
+  mutable std::mutex pool_mutex_;
+  mutable std::vector<std::unique_ptr<Arena>> pool_;
+};
+
+}  // namespace onebit
