@@ -1,0 +1,94 @@
+"""The C++ engine == PyTorch eval on the toy corpus, under every ISA; API, threads, errors."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import onebit
+from onebit.export import export
+from onebit.kernels import available_isas, use_isa
+from export.toy_models import CORPUS, build
+
+
+def close(y, z, rel: float = 1e-4) -> bool:
+    y, z = torch.as_tensor(y), torch.as_tensor(z)
+    return y.shape == z.shape and bool((y - z).abs().max() <= rel * y.abs().max().clamp_min(1e-6))
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    out = {}
+    for name in CORPUS:
+        model, x = build(name)
+        with torch.no_grad():
+            out[name] = (x, model(x), export(model, x))
+    return out
+
+
+@pytest.mark.parametrize("isa", available_isas())
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_engine_matches_pytorch_eval(corpus, name, isa):
+    x, y, blob = corpus[name]
+    with use_isa(isa):
+        engine = onebit.Engine(blob)
+        z = engine(x)
+    assert isinstance(z, torch.Tensor) and close(y, z)
+
+
+@pytest.mark.parametrize("name", ["bireal", "groups", "maxpool_bits"])
+def test_threads_batches_and_numpy(corpus, name):
+    x, y, blob = corpus[name]
+    one = onebit.Engine(blob)(x.numpy())
+    assert isinstance(one, np.ndarray) and close(y, one)
+    two = onebit.Engine(blob, num_threads=2)(x.numpy())
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(onebit.Engine(blob)(x[1:2].numpy()), one[1:2])
+
+
+def test_concurrent_calls_share_one_engine(corpus):
+    x, y, blob = corpus["reactnet"]
+    engine = onebit.Engine(blob)
+    results, errors = [None] * 4, []
+
+    def work(i):
+        try:
+            for _ in range(3):
+                results[i] = engine(x)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for r in results:
+        assert torch.equal(r, results[0]) and close(y, r)
+
+
+def test_engine_from_path(tmp_path, corpus):
+    x, y, blob = corpus["binary_linear"]
+    (tmp_path / "m.onebit").write_bytes(blob)
+    engine = onebit.Engine(str(tmp_path / "m.onebit"))
+    assert engine.input_shape == (3, 8, 8) and engine.output_shape == (10,)
+    assert close(y, engine(x)) and "Engine(" in repr(engine)
+
+
+def test_bad_inputs_are_clear(corpus):
+    x, _, blob = corpus["plain_zero_pad"]
+    engine = onebit.Engine(blob)
+    with pytest.raises(ValueError, match=r"shape \(N, 3, 12, 12\)"):
+        engine(x[:, :2])
+    with pytest.raises(TypeError, match="float32"):
+        engine(x.double())
+    with pytest.raises(TypeError, match="float32"):
+        engine(x.numpy().astype(np.float64))
+    with pytest.raises(TypeError, match="numpy array or a torch tensor"):
+        engine(x.tolist())
+    with pytest.raises(ValueError, match="num_threads"):
+        onebit.Engine(blob, num_threads=0)
