@@ -66,16 +66,24 @@ def _zoo_names(zoo: Any) -> list[str] | None:
     return None
 
 
-def build_model(cfg: ModelConfig) -> nn.Module:
-    """A float model: ``onebit.models.create(name, ...)`` when the zoo has it, else a built-in."""
+def build_model(cfg: ModelConfig, *, method: BinarizeConfig | None = None) -> nn.Module:
+    """The recipe's model, float (``method=None``) or binarized with ``method``.
+
+    A zoo model (``onebit.models``) is built by ``onebit.models.create(name, ..., method=method)``, which
+    uses the method's blocks where the architecture has them; a built-in one is built in float and then
+    binarized with ``binarize_``. Either way ``get_config(model)`` is ``method``, and building again with the
+    same config gives the same structure (what :func:`load_trained_model` relies on).
+    """
     zoo = optional_import("onebit.models")
     zoo_names = _zoo_names(zoo) if zoo is not None else None
     if zoo is not None and hasattr(zoo, "create"):
         known = cfg.name in zoo_names if zoo_names is not None else cfg.name not in BUILTIN_MODELS
         if known:  # a zoo without a listing gets every non-built-in name (its own error lists valid ones)
-            return zoo.create(cfg.name, num_classes=cfg.num_classes, in_chans=cfg.in_chans, **cfg.kwargs)
+            return zoo.create(cfg.name, num_classes=cfg.num_classes, in_chans=cfg.in_chans, method=method,
+                              **cfg.kwargs)
     if cfg.name in BUILTIN_MODELS:
-        return BUILTIN_MODELS[cfg.name](num_classes=cfg.num_classes, in_chans=cfg.in_chans, **cfg.kwargs)
+        model = BUILTIN_MODELS[cfg.name](num_classes=cfg.num_classes, in_chans=cfg.in_chans, **cfg.kwargs)
+        return model if method is None else binarize_(model, method)
     zoo_text = "onebit.models is not available" if zoo is None else f"onebit.models has {zoo_names or '?'}"
     raise ValueError(f"unknown model {cfg.name!r}: {zoo_text}; built-in: {sorted(BUILTIN_MODELS)}")
 
@@ -111,12 +119,11 @@ def stage1_config(config: BinarizeConfig) -> BinarizeConfig:
 
 
 def binarized_model(cfg: ModelConfig, *, stage1: bool = False) -> nn.Module:
-    """:func:`build_model` then ``binarize_`` with the method (:func:`stage1_config` when ``stage1``)."""
-    model = build_model(cfg)
+    """:func:`build_model` with the recipe's method (:func:`stage1_config` of it when ``stage1``)."""
     config = resolve_method(cfg.method)
-    if config is not None:
-        binarize_(model, stage1_config(config) if stage1 else config)
-    return model
+    if config is not None and stage1:
+        config = stage1_config(config)
+    return build_model(cfg, method=config)
 
 
 def load_trained_model(path: str | os.PathLike) -> tuple[nn.Module, Recipe, dict[str, Any]]:
@@ -127,9 +134,7 @@ def load_trained_model(path: str | os.PathLike) -> tuple[nn.Module, Recipe, dict
     if not isinstance(text, str):
         raise ValueError(f"{os.fspath(path)!r} has no recipe: it was not written by onebit.train")
     recipe = Recipe.from_yaml_str(text)
-    model = build_model(recipe.model)
-    if ckpt["config"] is not None:
-        binarize_(model, ckpt["config"])
+    model = build_model(recipe.model, method=ckpt["config"])
     model.load_state_dict(ckpt["state_dict"])
     return model, recipe, ckpt
 
