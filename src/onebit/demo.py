@@ -1,103 +1,104 @@
-"""The README's demo: build a small BNN with ``binarize_``, train it briefly on Fashion-MNIST,
-print its test accuracy and its ``summary`` table.
+"""The README's demo: train -> export -> engine, on Fashion-MNIST, on the CPU.
 
-    python -m onebit.demo [--epochs 1] [--limit N] [--method-quantizer ste_sign]
+1. trains the zoo's ``cnn28`` in float and as a BNN (method ``bnn``: sign activations and weights,
+   first and last layer float) with the shipped recipe ``fashion_mnist_bnn``;
+2. prints both test accuracies side by side and the BNN's ``summary`` table;
+3. exports the BNN to a ``.onebit`` file, runs the whole test set through ``onebit.Engine`` and checks
+   it against PyTorch eval, then times batch-1 inference: engine vs torch FP32 on the same threads.
+
+    python -m onebit.demo [--epochs 5] [--float-epochs 2] [--limit N] [--method bnn] [--out-dir runs/demo]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
-from torch import nn
-from torch.utils.data import DataLoader
 
 import onebit
-from onebit.nn import QuantizedLayerMixin
+from onebit.compare import time_call
+from onebit.train import evaluate, load_recipe, train_recipe
+from onebit.train.build import build_val_loader
 
 
-def small_cnn(num_classes: int = 10) -> nn.Sequential:
-    """A compact CNN for 28x28 images; ``binarize_`` turns its middle layers binary."""
-
-    def block(cin: int, cout: int) -> list[nn.Module]:
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.MaxPool2d(2)]
-
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32),
-        *block(32, 64), *block(64, 128), *block(128, 128),
-        nn.Flatten(), nn.Linear(128 * 3 * 3, 256, bias=False), nn.BatchNorm1d(256),
-        nn.Linear(256, num_classes),
-    )
+def _train(recipe, name: str, out_dir: str, epochs: int, method: str | None, limit: int | None):
+    run = recipe.override([f"epochs={epochs}", f"out_dir={os.path.join(out_dir, name)}",
+                           f"data.limit={'null' if limit is None else limit}", "log.plot=false"])
+    run = run.override([f"model.method={method if method else 'null'}"])
+    print(f"\n== training the {name} model: {run.model.name}, method {run.model.method}, {epochs} epoch(s) ==",
+          flush=True)
+    start = time.perf_counter()
+    result = train_recipe(run)
+    return result, time.perf_counter() - start, run
 
 
-def clip_latent_weights_(model: nn.Module, bound: float = 1.0) -> None:
-    """BNN practice: keep latent binary weights in [-bound, bound] so the STE keeps passing gradients."""
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, QuantizedLayerMixin) and module.weight_quantizer is not None:
-                module.weight.clamp_(-bound, bound)
+def _trained(run) -> torch.nn.Module:
+    from onebit.train.build import load_trained_model
+
+    return load_trained_model(os.path.join(run.out_dir, "last.pt"))[0].eval()
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, loader: DataLoader) -> float:
-    model.eval()
-    correct = total = 0
-    for x, y in loader:
-        correct += (model(x).argmax(dim=1) == y).sum().item()
-        total += y.numel()
-    return correct / total
-
-
-def train(model: nn.Module, loader: DataLoader, epochs: int, lr: float) -> None:
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * len(loader))
-    for epoch in range(epochs):
-        model.train()
-        start, running = time.perf_counter(), 0.0
-        for step, (x, y) in enumerate(loader, 1):
-            loss = nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            clip_latent_weights_(model)
-            running += loss.item()
-            if step % 100 == 0 or step == len(loader):
-                print(f"  epoch {epoch + 1}/{epochs} step {step}/{len(loader)} loss {running / step:.4f}"
-                      f" ({time.perf_counter() - start:.0f} s)", flush=True)
+def _engine_check(model: torch.nn.Module, run, out_dir: str, float_model: torch.nn.Module) -> None:
+    """Export, run the test set in the engine, compare with PyTorch eval, time batch 1."""
+    path = os.path.join(out_dir, "cnn28_bnn.onebit")
+    x1 = torch.zeros(1, run.model.in_chans, 28, 28)
+    try:
+        onebit.export.save(model, x1, path)
+    except onebit.export.ExportError as exc:
+        print(f"\nExport not possible yet: {exc}")
+        return
+    engine = onebit.Engine(path)
+    agree = total = correct = 0
+    worst = 0.0
+    with torch.inference_mode():
+        for x, y in build_val_loader(run):
+            ref, out = model(x), engine(x)
+            worst = max(worst, float(((out - ref).abs() / ref.abs().clamp_min(1e-6)).max()))
+            agree += int((out.argmax(1) == ref.argmax(1)).sum())
+            correct += int((out.argmax(1) == y).sum())
+            total += y.numel()
+    size, fsize = os.path.getsize(path), 4 * sum(p.numel() for p in float_model.parameters())
+    print(f"\nEngine on the {total} test images: accuracy {100 * correct / total:.2f}%, same class as PyTorch "
+          f"eval on {agree}/{total}, worst relative logit difference {worst:.2e}")
+    print(f"File {path}: {size / 1024:.1f} KiB (float model parameters: {fsize / 1024:.1f} KiB, "
+          f"{fsize / size:.1f}x larger)")
+    x = next(iter(build_val_loader(run)))[0][:1]
+    for threads in (1, 2):
+        saved = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        with torch.inference_mode():
+            t_float = time_call(lambda: float_model(x), repeats=50)
+        torch.set_num_threads(saved)
+        fast = onebit.Engine(path, num_threads=threads)
+        t_engine = time_call(lambda: fast(x), repeats=50)
+        print(f"batch-1 latency, {threads} thread(s): engine {t_engine:.3f} ms, torch FP32 float model "
+              f"{t_float:.3f} ms ({t_float / t_engine:.1f}x)")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=5, help="BNN epochs (default 5)")
+    parser.add_argument("--float-epochs", type=int, default=2, help="float model epochs (default 2)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training images")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--method", default="bnn", help="a method of onebit.methods (default bnn)")
+    parser.add_argument("--out-dir", default="runs/demo")
     args = parser.parse_args(argv)
 
-    torch.manual_seed(args.seed)
-    from onebit.data import fashion_mnist
-
-    train_set, test_set = fashion_mnist("train"), fashion_mnist("test")
-    if args.limit:
-        train_set = torch.utils.data.Subset(train_set, range(min(args.limit, len(train_set))))
-    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True)
-    test_loader = DataLoader(test_set, batch_size=1000)
-
-    model = small_cnn()
-    config = onebit.BinarizeConfig(input_quantizer="ste_sign", weight_quantizer="ste_sign", pad_value=1.0)
-    onebit.binarize_(model, config)
-    print(f"Binarized with {config.to_json()}")
-    print(f"Training on {len(train_set)} Fashion-MNIST images for {args.epochs} epoch(s) on "
-          f"{torch.get_num_threads()} CPU thread(s)")
-    start = time.perf_counter()
-    train(model, train_loader, args.epochs, args.lr)
-    acc = accuracy(model, test_loader)
-    print(f"\nTest accuracy (binary model, 10,000 Fashion-MNIST test images): {100 * acc:.2f}%"
-          f"  [trained {time.perf_counter() - start:.0f} s]\n")
-    onebit.summary(model, (1, 1, 28, 28))
+    recipe = load_recipe("fashion_mnist_bnn")
+    print(f"onebit {onebit.__version__}: torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), "
+          f"kernels {onebit.kernels.active_isa()} (available: {onebit.kernels.available_isas()})")
+    float_result, float_s, float_run = _train(recipe, "float", args.out_dir, args.float_epochs, None, args.limit)
+    bnn_result, bnn_s, bnn_run = _train(recipe, "bnn", args.out_dir, args.epochs, args.method, args.limit)
+    float_model, bnn_model = _trained(float_run), _trained(bnn_run)
+    float_acc = evaluate(float_model, build_val_loader(float_run))["accuracy"]
+    bnn_acc = evaluate(bnn_model, build_val_loader(bnn_run))["accuracy"]
+    print(f"\nTest accuracy on the 10,000 Fashion-MNIST test images (final epoch):\n"
+          f"  float cnn28 ({args.float_epochs} epochs, {float_s:.0f} s): {100 * float_acc:.2f}%\n"
+          f"  binary cnn28, method {args.method} ({args.epochs} epochs, {bnn_s:.0f} s): {100 * bnn_acc:.2f}%\n")
+    onebit.summary(bnn_model, (1, bnn_run.model.in_chans, 28, 28))
+    _engine_check(bnn_model, bnn_run, args.out_dir, float_model)
 
 
 if __name__ == "__main__":
