@@ -1,8 +1,13 @@
-"""Checkpoints: a state dict plus the onebit config, loadable with ``torch.load(weights_only=True)``."""
+"""Checkpoints: a state dict plus the onebit config, loadable with ``torch.load(weights_only=True)``.
+
+Loading never unpickles arbitrary objects, and a truncated, corrupt or foreign file raises
+:class:`CheckpointError` naming the file and what is wrong, never a raw zip or pickle error.
+"""
 
 from __future__ import annotations
 
 import os
+import pickle
 from typing import Any
 
 import torch
@@ -10,9 +15,14 @@ from torch import nn
 
 from .binarize import BinarizeConfig, get_config
 
-__all__ = ["load_checkpoint", "save_checkpoint"]
+__all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "onebit-checkpoint-1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is truncated or corrupt, holds objects a weights-only load refuses, or is not
+    an onebit checkpoint."""
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, extra: dict[str, Any] | None = None) -> None:
@@ -31,12 +41,38 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
     Returns ``{"state_dict", "config" (BinarizeConfig or None), "extra"}``.
     """
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    data = _load_weights_only(path)
+    name = os.fspath(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{os.fspath(path)!r} is not an onebit checkpoint (expected format {FORMAT!r})")
-    config = data["onebit_config"]
-    return {
-        "state_dict": data["state_dict"],
-        "config": None if config is None else BinarizeConfig.from_json(config),
-        "extra": data["extra"],
-    }
+        raise CheckpointError(f"{name!r} is not an onebit checkpoint (expected format {FORMAT!r})")
+    state, config, extra = data.get("state_dict"), data.get("onebit_config", False), data.get("extra")
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise CheckpointError(f"{name!r}: 'state_dict' is not a mapping of names to tensors")
+    if not (config is None or isinstance(config, str)) or not isinstance(extra, dict):
+        raise CheckpointError(f"{name!r}: 'onebit_config' must be a JSON string or None and 'extra' a dict")
+    try:
+        config = None if config is None else BinarizeConfig.from_json(config)
+    except Exception as exc:  # noqa: BLE001 - any damage in the stored config is the file's fault
+        raise CheckpointError(f"{name!r}: its binarize config cannot be read: {exc}") from exc
+    return {"state_dict": state, "config": config, "extra": extra}
+
+
+def _load_weights_only(path: str | os.PathLike) -> Any:
+    """``torch.load(weights_only=True)`` with every failure but a missing/unreadable file turned into
+    a :class:`CheckpointError` (torch raises RuntimeError, EOFError, UnpicklingError, KeyError, ...)."""
+    name = os.fspath(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{name!r} cannot be loaded safely: it is corrupt, or holds objects other than tensors and plain "
+            f"containers, which onebit never loads (weights_only=True; do not retry with weights_only=False "
+            f"unless you trust where the file came from). torch said: {first[:300]}") from exc
+    except Exception as exc:  # noqa: BLE001 - zip/pickle damage surfaces as many exception types
+        detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise CheckpointError(f"{name!r} is truncated or corrupt (not a complete torch.save file; "
+                              f"{type(exc).__name__}: {detail})") from exc

@@ -34,6 +34,8 @@ _TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0
 _GZIP_MAGIC = b"\x1f\x8b"
 _HOW_TO_GET = ("install it with `apt-get install dataset-fashion-mnist`, or set ONEBIT_FASHION_MNIST "
                "(or pass root=) to a directory holding the four idx files")
+_HOW_TO_REPAIR = ("the files are damaged: reinstall them with `apt-get install --reinstall dataset-fashion-mnist`, "
+                  "or set ONEBIT_FASHION_MNIST (or pass root=) to a directory holding intact copies")
 
 
 class FashionMNIST(TensorDataset):
@@ -116,7 +118,10 @@ def fashion_mnist(split: str = "train", *, root: str | os.PathLike | None = None
     if not root.is_dir():
         raise FileNotFoundError(f"Fashion-MNIST directory {root} does not exist: {_HOW_TO_GET}")
     paths = [_find(root, stem) for stem in _FILES[split]]
-    images, labels = _load(*paths, file_signature(paths))
+    try:
+        images, labels = _load(*paths, file_signature(paths))
+    except ValueError as exc:
+        raise ValueError(f"{exc}; {_HOW_TO_REPAIR}") from None
     x = images.float() / 255.0
     if normalize:
         x = (x - MEAN) / STD

@@ -398,13 +398,19 @@ class Recipe(_Section):
 
     @classmethod
     def from_yaml_str(cls, text: str) -> "Recipe":
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:  # not a ValueError: callers (the CLI) expect one for bad recipes
+            raise ValueError(f"recipe is not valid YAML: {exc}") from None
         return cls.from_dict({} if data is None else data)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> "Recipe":
-        with open(path, encoding="utf-8") as f:
-            return cls.from_yaml_str(f.read())
+        try:
+            with open(path, encoding="utf-8") as f:
+                return cls.from_yaml_str(f.read())
+        except ValueError as exc:  # also UnicodeDecodeError: name the file
+            raise ValueError(f"{os.fspath(path)}: {exc}") from None
 
     # ---- overrides
     @classmethod
