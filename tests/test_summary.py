@@ -63,3 +63,11 @@ def test_summary_after_binarize_counts_binary_layers():
     s = onebit.summary(m, (1, 1, 8, 8), print_table=False)
     assert s.binary_params == 4 * 4 * 9
     assert [layer.type for layer in s.layers][1] == "BinaryConv2d[fake]"
+
+
+def test_parameters_of_containers_are_counted_once():
+    """An Elastic-Link (a container holding the binary conv) has a gate of its own: it is counted,
+    and the conv inside it is not counted twice."""
+    model = onebit.models.create("cnn28", num_classes=10, in_chans=1, method="elastic-link")
+    stats = onebit.summary(model, (1, 1, 28, 28), print_table=False)
+    assert stats.total_params == sum(p.numel() for p in model.parameters())

@@ -103,7 +103,8 @@ def _row(cells) -> str:
 
 
 def _reported_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Leaves and quantized layers; modules inside a quantized layer are folded into it."""
+    """Leaves and quantized layers (modules inside a quantized layer are folded into it), plus any
+    container with parameters of its own (e.g. an Elastic-Link gate), reported with those only."""
     out, inside = [], []
     for name, module in model.named_modules():
         if any(name.startswith(prefix + ".") for prefix in inside):
@@ -111,7 +112,7 @@ def _reported_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
         if isinstance(module, QuantizedLayerMixin):
             inside.append(name)
             out.append((name, module))
-        elif not any(True for _ in module.children()):
+        elif not any(True for _ in module.children()) or any(True for _ in module.parameters(recurse=False)):
             out.append((name or type(module).__name__, module))
     return out
 
@@ -127,7 +128,9 @@ def _macs(module: nn.Module, output: torch.Tensor) -> int:
 
 
 def _layer_summary(name: str, module: nn.Module, output: torch.Tensor | None) -> LayerSummary:
-    params = sum(p.numel() for p in module.parameters())
+    leaf = isinstance(module, QuantizedLayerMixin) or not any(True for _ in module.children())
+    # a container: its own parameters only (its children have rows of their own)
+    params = sum(p.numel() for p in module.parameters(recurse=leaf))
     binary_params, binary = 0, False
     kind = type(module).__name__
     if isinstance(module, QuantizedLayerMixin):
