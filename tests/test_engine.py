@@ -92,3 +92,29 @@ def test_bad_inputs_are_clear(corpus):
         engine(x.tolist())
     with pytest.raises(ValueError, match="num_threads"):
         onebit.Engine(blob, num_threads=0)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_inputs_are_refused(corpus, bad):
+    # ste_sign(nan) = -1 in PyTorch but the packers give NaN bit 0 = +1: refuse rather than differ silently
+    x, _, blob = corpus["plain_zero_pad"]
+    engine = onebit.Engine(blob)
+    x = x.clone()
+    x[1, 2, 3, 4] = bad
+    with pytest.raises(ValueError, match=r"not finite \(NaN or Inf at sample 1, flat index 328\)"):
+        engine(x)
+    with pytest.raises(ValueError, match="not finite"):
+        engine(x.numpy())
+    with pytest.raises(ValueError, match="not finite"):
+        engine.profile(x)
+    np.testing.assert_array_equal(engine(x[:1]), engine(x[:1].numpy()))  # the finite sample still runs
+
+
+def test_empty_batch_gives_an_empty_output(corpus):
+    x, y, blob = corpus["binary_linear"]
+    engine = onebit.Engine(blob)
+    out = engine(x[:0])
+    assert isinstance(out, torch.Tensor) and out.shape == (0, *engine.output_shape) and out.dtype == torch.float32
+    out = engine(np.empty((0, *engine.input_shape), np.float32))
+    assert isinstance(out, np.ndarray) and out.shape == (0, *engine.output_shape)
+    assert close(y, engine(x))  # and the engine is still fine afterwards

@@ -8,10 +8,10 @@
 #include "onebit/engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <new>
-#include <thread>
 
 #include "op.h"
 
@@ -41,6 +41,14 @@ std::string Op::str_attr(const OpDef& d, const char* key) const {
   return it->second;
 }
 
+double Op::real_attr(const OpDef& d, const char* key) const {
+  auto it = d.reals.find(key);
+  if (it != d.reals.end()) return it->second;
+  auto jt = d.ints.find(key);
+  if (jt == d.ints.end() || jt->second.size() != 1) fail(std::string("missing real attribute ") + key);
+  return static_cast<double>(jt->second[0]);
+}
+
 std::vector<float> Op::f32(const OpDef& d, const char* key, std::int64_t n, bool optional) const {
   auto it = d.f32.find(key);
   if (it == d.f32.end()) {
@@ -55,25 +63,13 @@ std::vector<float> Op::f32(const OpDef& d, const char* key, std::int64_t n, bool
 }
 
 void parallel_for(std::int64_t n, int num_threads, const std::function<void(int, std::int64_t, std::int64_t)>& fn) {
-  const int t = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads, n)));
-  if (t <= 1) {
-    if (n > 0) fn(0, 0, n);
-    return;
-  }
-  std::vector<std::thread> workers;
-  std::vector<std::exception_ptr> errors(t);
-  auto chunk = [&](int i) {
-    try {
-      fn(i, n * i / t, n * (i + 1) / t);
-    } catch (...) {
-      errors[i] = std::current_exception();
-    }
-  };
-  for (int i = 1; i < t; ++i) workers.emplace_back(chunk, i);
-  chunk(0);
-  for (auto& w : workers) w.join();
-  for (auto& e : errors) {
-    if (e) std::rethrow_exception(e);
+  ThreadPool* pool = current_pool();
+  if (pool && num_threads > 1) {
+    // Fewer chunks than the pool has threads when the caller asks for fewer.
+    const std::int64_t chunks = std::min<std::int64_t>({num_threads, pool->size(), n});
+    pool->parallel_for(chunks, [&](int t, std::int64_t c0, std::int64_t) { fn(t, n * c0 / chunks, n * (c0 + 1) / chunks); });
+  } else if (n > 0) {
+    fn(0, 0, n);
   }
 }
 
@@ -134,6 +130,10 @@ Engine::Engine(GraphDef graph, int num_threads) : graph_(std::move(graph)), num_
     const OpDef& d = graph_.ops[i];
     std::unique_ptr<engine::Op> op = engine::make_binary_op(d, graph_.values);
     if (!op) op = engine::make_float_op(d, graph_.values);
+    if (!op) op = engine::make_resample_op(d, graph_.values);
+    if (!op) op = engine::make_dynamic_op(d, graph_.values);
+    if (!op) op = engine::make_elastic_op(d, graph_.values);
+    if (!op) op = engine::make_sparse_op(d, graph_.values);
     if (!op) throw std::invalid_argument("engine: unknown op type '" + d.type + "' ('" + d.name + "')");
     for (int v : op->inputs()) {
       if (def[v] == INT32_MAX || def[v] >= i) throw std::invalid_argument("engine: op '" + d.name + "' reads an undefined value");
@@ -148,6 +148,7 @@ Engine::Engine(GraphDef graph, int num_threads) : graph_(std::move(graph)), num_
   if (def[graph_.output] == INT32_MAX) throw std::invalid_argument("engine: the output is never computed");
   last[graph_.output] = nops;
   arena_per_sample_ = plan(graph_.values, def, last, &offsets_);
+  threads_ = std::make_unique<engine::ThreadPool>(num_threads_);
 }
 
 Engine::~Engine() = default;
@@ -179,7 +180,7 @@ void Engine::give_back(std::unique_ptr<Arena> arena) const {
   pool_.push_back(std::move(arena));
 }
 
-void Engine::run(const float* in, std::int64_t batch, float* out) const {
+void Engine::run(const float* in, std::int64_t batch, float* out, std::vector<double>* op_seconds) const {
   if (batch < 1) throw std::invalid_argument("engine: batch must be >= 1");
   const std::int64_t act = batch * arena_per_sample_;
   const std::int64_t scratch = num_threads_ * scratch_per_thread_;
@@ -190,6 +191,12 @@ void Engine::run(const float* in, std::int64_t batch, float* out) const {
   ctx.num_threads = num_threads_;
   ctx.scratch = base + act;
   ctx.scratch_per_thread = scratch_per_thread_;
+  ctx.pool = threads_.get();
+  struct PoolScope {  // current_pool() for ops that use the free parallel_for
+    engine::ThreadPool* saved;
+    explicit PoolScope(engine::ThreadPool* p) : saved(engine::current_pool()) { engine::current_pool() = p; }
+    ~PoolScope() { engine::current_pool() = saved; }
+  } scope(threads_.get());
   ctx.ptr.resize(graph_.values.size(), nullptr);
   for (std::size_t v = 0; v < graph_.values.size(); ++v) {
     if (offsets_[v] >= 0) ctx.ptr[v] = base + batch * offsets_[v];
@@ -203,7 +210,16 @@ void Engine::run(const float* in, std::int64_t batch, float* out) const {
       for (std::int64_t p = 0; p < hw; ++p) x[(n * hw + p) * c + ch] = in[(n * c + ch) * hw + p];
     }
   }
-  for (const auto& op : ops_) op->run(ctx);
+  if (op_seconds) {
+    op_seconds->assign(ops_.size(), 0.0);
+    for (std::size_t i = 0; i < ops_.size(); ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      ops_[i]->run(ctx);
+      (*op_seconds)[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+  } else {
+    for (const auto& op : ops_) op->run(ctx);
+  }
   // NHWC -> NCHW (a no-op reorder for [F] and 1x1 outputs)
   const ValueDef& ov = output();
   const std::int64_t oc = ov.c(), ohw = ov.pixels();

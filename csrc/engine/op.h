@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "onebit/graph.h"
+#include "thread_pool.h"
 
 namespace onebit::engine {
 
@@ -25,6 +26,17 @@ struct RunCtx {
     return reinterpret_cast<T*>(ptr[value] + sample * sample_bytes);
   }
   char* thread_scratch(int t) const { return scratch + t * scratch_per_thread; }
+
+  // The Engine's persistent pool (thread_pool.h): fn(t, begin, end) over [0, n) in at most
+  // num_threads chunks; t < num_threads indexes thread_scratch. nullptr pool: one chunk, inline.
+  ThreadPool* pool = nullptr;
+  void parallel_for(std::int64_t n, const ChunkFn& fn) const {
+    if (pool) {
+      pool->parallel_for(n, fn);
+    } else if (n > 0) {
+      fn(0, 0, n);
+    }
+  }
 };
 
 class Op {
@@ -44,6 +56,8 @@ class Op {
   }
   std::int64_t int_attr(const OpDef& d, const char* key, std::size_t i = 0) const;
   std::string str_attr(const OpDef& d, const char* key) const;
+  // A real attribute; an integer one is accepted too (JSON -1 for -1.0).
+  double real_attr(const OpDef& d, const char* key) const;
   // A per-channel (or any) float tensor of exactly n elements; empty if optional and absent.
   std::vector<float> f32(const OpDef& d, const char* key, std::int64_t n, bool optional = false) const;
 
@@ -55,9 +69,15 @@ class Op {
 // Factories (ops_float.cpp, ops_binary.cpp); nullptr when the type is not theirs.
 std::unique_ptr<Op> make_float_op(const OpDef& def, const std::vector<ValueDef>& values);
 std::unique_ptr<Op> make_binary_op(const OpDef& def, const std::vector<ValueDef>& values);
+// Method ops (ops_resample.cpp, ops_dynamic.cpp, ops_elastic.cpp, ops_sparse.cpp); nullptr when not theirs.
+std::unique_ptr<Op> make_resample_op(const OpDef& def, const std::vector<ValueDef>& values);
+std::unique_ptr<Op> make_dynamic_op(const OpDef& def, const std::vector<ValueDef>& values);
+std::unique_ptr<Op> make_elastic_op(const OpDef& def, const std::vector<ValueDef>& values);
+std::unique_ptr<Op> make_sparse_op(const OpDef& def, const std::vector<ValueDef>& values);
 
-// Run fn(begin, end) over [0, n) split into num_threads contiguous chunks; fn(t, begin, end) gets the
-// thread index t for its scratch. The calling thread takes chunk 0. Exceptions propagate.
+// Run fn(t, begin, end) over [0, n) split into at most num_threads contiguous chunks on the pool of the
+// Engine::run in progress on this thread (current_pool()); t indexes its scratch. Prefer
+// ctx.parallel_for. Without a current pool the chunks run inline. Exceptions propagate.
 void parallel_for(std::int64_t n, int num_threads, const std::function<void(int, std::int64_t, std::int64_t)>& fn);
 
 }  // namespace onebit::engine

@@ -1,80 +1,48 @@
 // Binary ops of the engine: bitpack, bconv2d, blinear, bmaxpool (semantics: onebit/export/reference.py).
+// They call the dispatched layer kernels (kernels.h) with everything that depends only on the weights
+// prepared once here, at engine load: packed weights, zero-padding tap sums, thresholds in the
+// kernels' form. Work is split over the Engine's thread pool by output pixels (bconv2d), output
+// channels (blinear), rows (bitpack) or samples (bmaxpool).
 //
-// bconv2d = im2col on bits + the dispatched bgemm (bgemm.h) + the output transform.
-//
-// im2col row of an output pixel: for every tap (kh, kw) the Cin/g bits of the input pixel under it,
-// starting a fresh word per tap (KW = kh * kw * Wg words, Wg = words_for(Cin/g)); the weights are packed
-// the same way by the converter, so the unused bits of each tap's last word are 0 in both operands.
-// The GEMM runs with k = 64 KW (every word "full"):
-//   xor (+-1 x +-1):  bgemm gives 64 KW - 2 pop;  d = K - 2 pop = bgemm - (64 KW - K),  K = kh kw Cin/g,
-//                     because padding bit pairs (0, 0) never count in pop.
-//   and ({0,1} x +-1): bgemm gives popcount(A) - 2 popcount(A AND B), which does not involve k.
-// Spatial padding, by the value it stands for (reference.py):
-//   pm1, pad "one" (+1):  bit 0 -- exact, nothing to correct.
-//   01,  pad "zero" (0):  bit 0 -- exact.        01, pad "one" (1): bit 1 for the tap's Cin/g channels.
-//   pm1, pad "zero" (0):  a third value. We pack bit 0 (+1), which adds w_i * (+1) for every padded tap
-//     to the dot product, so  d_true = d_packed - sum_{padded taps t} S[co][t],  S[co][t] = sum_i w_i
-//     = Cin/g - 2 popcount(W[co][t]) (precomputed per output channel and tap; border pixels only).
-//
-// Output transform (per output channel co, integer d):
-//   float: v = float(d) * alpha + beta  (two roundings, -ffp-contract=off), then fma(v, bn_scale, bn_shift)
-//          when a BatchNorm was folded;
-//   bits:  bit = (d >= threshold) XOR flip  (thresholds derived exactly by the converter, fold.py).
+// Output transform (per output channel co, exact integer d; the engine's record -> the kernels'):
+//   bits:  the record says bit = (d >= T) XOR f; the kernels compute bit = flip ? d > thr : d < thr
+//          (output_transform.h). With flip = 1 - f and thr = T - flip:
+//            f = 0: d >= T  <=>  d > T - 1   (d is an integer)  -> flip 1, thr = T - 1
+//            f = 1: !(d >= T) <=> d < T                         -> flip 0, thr = T
+//          thr is clamped to int32: T = INT32_MIN with f = 0 is "always 1", and d > INT32_MIN holds for
+//          every |d| <= K < 2^31, so the clamp keeps the comparison.
+//   float: v = float(d) * alpha + beta (two roundings: the kernels' kFloat transform, built without
+//          FMA), then, when a BatchNorm was folded, fma(v, bn_scale, bn_shift) here (PyTorch's BN
+//          arithmetic; a second rounding stage that one multiplier and bias could not reproduce).
+// Spatial padding (bconv2d.h): pm1 + pad "one" -> pad_value +1; pm1 + "zero" -> pad_value 0 with the
+// tap sums computed at load; {0,1} + "zero" -> 0; {0,1} + "one" -> 1.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
-#include "onebit/bgemm.h"
 #include "onebit/kernels.h"
 #include "op.h"
 
 namespace onebit::engine {
 namespace {
 
-constexpr std::int64_t kTileRows = 64;  // output pixels per im2col + GEMM tile
+constexpr std::int64_t kRowTile = 64;  // blinear: samples per bgemm call
 
-inline int popcount64(word_t w) { return __builtin_popcountll(w); }
-
-// Copy bits [start, start + n) of a row of `src_words` words into dst (words_for(n) words, tail bits 0).
-void extract_bits(const word_t* src, std::int64_t src_words, std::int64_t start, std::int64_t n, word_t* dst) {
-  const std::int64_t nw = words_for(n), w0 = start / kWordBits;
-  const int sh = static_cast<int>(start % kWordBits);
-  for (std::int64_t i = 0; i < nw; ++i) {
-    word_t v = src[w0 + i] >> sh;
-    if (sh && w0 + i + 1 < src_words) v |= src[w0 + i + 1] << (kWordBits - sh);
-    dst[i] = v;
-  }
-  if (n % kWordBits) dst[nw - 1] &= (word_t{1} << (n % kWordBits)) - 1;
-}
-
-// The output transform shared by bconv2d and blinear.
+// The output transform of a binary layer, in the kernels' terms (see the top of the file).
 struct Transform {
   bool bits = false, bn = false;
   std::vector<float> alpha, beta, bn_scale, bn_shift;
-  std::vector<std::int32_t> threshold;
+  std::vector<std::int32_t> thr;
   std::vector<std::uint8_t> flip;
 
-  // d: `rows` x `n` int32 (row stride ldd) for output channels [co0, co0 + n); writes rows of the output.
-  void apply(const std::int32_t* d, std::int64_t ldd, std::int64_t rows, std::int64_t n, std::int64_t co0,
-             std::int64_t correction_offset, char* out, std::int64_t cout) const {
-    const std::int64_t wout = words_for(cout);
-    for (std::int64_t r = 0; r < rows; ++r) {
-      const std::int32_t* dr = d + r * ldd;
-      if (bits) {
-        word_t* o = reinterpret_cast<word_t*>(out) + r * wout;
-        for (std::int64_t j = 0; j < n; ++j) {
-          const std::int64_t co = co0 + j;
-          const bool bit = ((dr[j] - correction_offset) >= threshold[co]) != (flip[co] != 0);
-          o[co / kWordBits] |= word_t{bit} << (co % kWordBits);
-        }
-      } else {
-        float* o = reinterpret_cast<float*>(out) + r * cout;
-        for (std::int64_t j = 0; j < n; ++j) {
-          const std::int64_t co = co0 + j;
-          const float v = static_cast<float>(dr[j] - correction_offset) * alpha[co] + beta[co];
-          o[co] = bn ? std::fma(v, bn_scale[co], bn_shift[co]) : v;
-        }
-      }
+  // `rows` rows of `n` floats (row stride ld) for channels [c0, c0 + n): the BN stage in place.
+  void bn_stage(float* y, std::int64_t rows, std::int64_t n, std::int64_t ld, std::int64_t c0) const {
+    if (!bn) return;
+    const float* s = bn_scale.data() + c0;
+    const float* b = bn_shift.data() + c0;
+    for (std::int64_t r = 0; r < rows; ++r, y += ld) {
+      for (std::int64_t j = 0; j < n; ++j) y[j] = std::fma(y[j], s[j], b[j]);
     }
   }
 };
@@ -83,142 +51,125 @@ class BinaryBase : public Op {
  public:
   BinaryBase(const OpDef& d, const std::vector<ValueDef>& v) : Op(d, v) {
     xor_ = str_attr(d, "mode") == "xor";
+    if ((x_.domain == Domain::kPm1) != xor_) fail("mode does not match the input domain");
     const std::int64_t cout = y_.c();
     t_.bits = str_attr(d, "output") == "bits";
-    if (t_.bits) {
-      auto it = d.i32.find("threshold");
-      auto jt = d.u8.find("flip");
-      if (it == d.i32.end() || jt == d.u8.end() || static_cast<std::int64_t>(it->second.size()) != cout ||
-          static_cast<std::int64_t>(jt->second.size()) != cout)
-        fail("bits output needs int32 threshold and uint8 flip per output channel");
-      t_.threshold = it->second;
-      t_.flip = jt->second;
-    } else {
+    if (!t_.bits) {
       t_.alpha = f32(d, "alpha", cout);
       t_.beta = f32(d, "beta", cout);
       t_.bn_scale = f32(d, "bn_scale", cout, true);
       t_.bn_shift = f32(d, "bn_shift", cout, t_.bn_scale.empty());
       t_.bn = !t_.bn_scale.empty();
+      return;
     }
-    if ((x_.domain == Domain::kPm1) != xor_) fail("mode does not match the input domain");
+    auto it = d.i32.find("threshold");
+    auto jt = d.u8.find("flip");
+    if (it == d.i32.end() || jt == d.u8.end() || static_cast<std::int64_t>(it->second.size()) != cout ||
+        static_cast<std::int64_t>(jt->second.size()) != cout)
+      fail("bits output needs int32 threshold and uint8 flip per output channel");
+    t_.thr.resize(cout);
+    t_.flip.resize(cout);
+    for (std::int64_t c = 0; c < cout; ++c) {
+      const std::uint8_t kflip = jt->second[c] ? 0 : 1;
+      const std::int64_t thr = static_cast<std::int64_t>(it->second[c]) - kflip;
+      t_.flip[c] = kflip;
+      t_.thr[c] = static_cast<std::int32_t>(std::max<std::int64_t>(thr, std::numeric_limits<std::int32_t>::min()));
+    }
   }
 
  protected:
-  void bgemm(const word_t* a, std::int64_t m, const word_t* b, std::int64_t n, std::int64_t k, std::int64_t kw,
-             std::int32_t* c) const {
-    const auto& kern = select_kernel(bgemm_kernels());
-    BgemmArgs args{a, b, m, n, k, kw, kw, xor_ ? BgemmMode::kXor : BgemmMode::kAnd, c, n};
-    kern.fn(args);
-  }
+  BgemmMode mode() const { return xor_ ? BgemmMode::kXor : BgemmMode::kAnd; }
   bool xor_ = true;
   Transform t_;
 };
 
+// Channels [begin, end) of a row of `src_words` words into dst: words_for(end - begin) words, tail 0.
+void extract_bits(const word_t* src, std::int64_t src_words, std::int64_t start, std::int64_t n, word_t* dst) {
+  const std::int64_t nw = words_for(n), w0 = start / kWordBits;
+  const int sh = static_cast<int>(start % kWordBits);
+  for (std::int64_t i = 0; i < nw; ++i) {
+    word_t v = src[w0 + i] >> sh;  // low bits from this word, high bits from the next (when shifted)
+    if (sh && w0 + i + 1 < src_words) v |= src[w0 + i + 1] << (kWordBits - sh);
+    dst[i] = v;
+  }
+  if (n % kWordBits) dst[nw - 1] &= (word_t{1} << (n % kWordBits)) - 1;
+}
+
 class BConv2d final : public BinaryBase {
  public:
   BConv2d(const OpDef& d, const std::vector<ValueDef>& v) : BinaryBase(d, v) {
-    for (int i = 0; i < 2; ++i) {
-      k_[i] = int_attr(d, "kernel", i);
-      s_[i] = int_attr(d, "stride", i);
-      dil_[i] = int_attr(d, "dilation", i);
-    }
-    pt_ = int_attr(d, "padding", 0);
-    pl_ = int_attr(d, "padding", 2);
-    g_ = int_attr(d, "groups");
-    cin_g_ = x_.c() / g_;
-    cout_g_ = y_.c() / g_;
-    wg_ = words_for(cin_g_);
-    taps_ = k_[0] * k_[1];
-    kw_ = taps_ * wg_;
+    Bconv2dArgs& a = args_;
+    a.height = x_.h(), a.width = x_.w(), a.in_channels = x_.c(), a.groups = int_attr(d, "groups");
+    a.out_channels = y_.c(), a.kernel_h = int_attr(d, "kernel", 0), a.kernel_w = int_attr(d, "kernel", 1);
+    a.stride_h = int_attr(d, "stride", 0), a.stride_w = int_attr(d, "stride", 1);
+    a.dilation_h = int_attr(d, "dilation", 0), a.dilation_w = int_attr(d, "dilation", 1);
+    a.pad_h = int_attr(d, "padding", 0), a.pad_w = int_attr(d, "padding", 2);
+    // The kernels pad symmetrically; an asymmetric record is fine when it yields the same windows,
+    // i.e. the same output size (the last window then ends inside the symmetric padding).
+    if (a.out_height() != y_.h() || a.out_width() != y_.w()) fail("padding must be symmetric");
+    const std::int64_t wg = words_for(a.in_channels / a.groups), taps = a.kernel_h * a.kernel_w;
     auto it = d.u64.find("weight");
-    if (it == d.u64.end() || static_cast<std::int64_t>(it->second.size()) != y_.c() * kw_)
+    if (it == d.u64.end() || static_cast<std::int64_t>(it->second.size()) != y_.c() * taps * wg)
       fail("weight must be uint64 [Cout, kh, kw, words_for(Cin/groups)]");
     w_ = it->second;
+    a.weight = w_.data();
+    a.mode = mode();
     const bool one = str_attr(d, "pad") == "one";
-    correct_ = xor_ && !one;
-    pad_word_fill_ = !xor_ && one;  // {0,1} input padded with 1
-    if (correct_) {
-      tap_sum_.resize(y_.c() * taps_);
-      for (std::int64_t co = 0; co < y_.c(); ++co)
-        for (std::int64_t t = 0; t < taps_; ++t) {
-          std::int64_t pop = 0;
-          for (std::int64_t i = 0; i < wg_; ++i) pop += popcount64(w_[(co * taps_ + t) * wg_ + i]);
-          tap_sum_[co * taps_ + t] = static_cast<std::int32_t>(cin_g_ - 2 * pop);
-        }
+    a.pad_value = one ? 1 : 0;  // pm1: +1 / 0 (corrected by tap sums); {0,1}: 1 / 0
+    if (xor_ && !one) {
+      tap_sums_.resize(taps * y_.c());
+      bconv2d_tap_sums(a, tap_sums_.data());
+      a.tap_sums = tap_sums_.data();
     }
+    OutputTransform& o = a.output;
+    o.kind = t_.bits ? OutputKind::kBits : OutputKind::kFloat;
+    o.multiplier = t_.alpha.data(), o.bias = t_.beta.data();
+    o.threshold = t_.thr.data(), o.flip = t_.flip.data();
+    // The engine's bit values are plain packed rows; grouped kernels want each group word-aligned.
+    regroup_ = a.groups > 1 && (a.in_channels / a.groups) % kWordBits != 0;
   }
-  std::int64_t scratch_bytes() const override { return kTileRows * (kw_ * 8 + cout_g_ * 4 + taps_); }
+  std::int64_t scratch_bytes() const override { return regroup_ ? x_.pixels() * args_.groups * words_for(x_.c() / args_.groups) * 8 : 0; }
 
   void run(const RunCtx& ctx) const override {
-    const std::int64_t pixels = y_.pixels(), tiles = (pixels + kTileRows - 1) / kTileRows;
-    parallel_for(ctx.batch * tiles, ctx.num_threads, [&](int t, std::int64_t b, std::int64_t e) {
-      for (std::int64_t i = b; i < e; ++i) {
-        const std::int64_t p0 = (i % tiles) * kTileRows;
-        tile(ctx, t, i / tiles, p0, std::min(pixels, p0 + kTileRows));
+    const auto& kern = select_kernel(bconv2d_kernels());
+    const std::int64_t per_sample = y_.pixels();
+    ctx.parallel_for(ctx.batch * per_sample, [&](int t, std::int64_t p0, std::int64_t p1) {
+      if (!regroup_) return call(kern.fn, ctx.at<const word_t>(in_[0], 0, x_.bytes()), ctx.batch, 0, p0, p1, ctx);
+      for (std::int64_t n = p0 / per_sample; n * per_sample < p1; ++n) {  // one sample at a time
+        word_t* x = reinterpret_cast<word_t*>(ctx.thread_scratch(t));
+        regroup(ctx.at<const word_t>(in_[0], n, x_.bytes()), x);
+        const std::int64_t b = std::max(p0, n * per_sample), e = std::min(p1, (n + 1) * per_sample);
+        call(kern.fn, x, 1, n, b - n * per_sample, e - n * per_sample, ctx);
       }
     });
   }
 
  private:
-  void tile(const RunCtx& ctx, int thread, std::int64_t n, std::int64_t p0, std::int64_t p1) const {
-    char* scratch = ctx.thread_scratch(thread);
-    word_t* a = reinterpret_cast<word_t*>(scratch);
-    std::int32_t* c = reinterpret_cast<std::int32_t*>(scratch + kTileRows * kw_ * 8);
-    std::uint8_t* padded = reinterpret_cast<std::uint8_t*>(scratch + kTileRows * (kw_ * 8 + cout_g_ * 4));
-    const word_t* x = ctx.at<const word_t>(in_[0], n, x_.bytes());
-    char* y = ctx.ptr[out_[0]] + n * y_.bytes();
-    const std::int64_t out_row = t_.bits ? words_for(y_.c()) * 8 : y_.c() * 4;
-    if (t_.bits) std::memset(y + p0 * out_row, 0, (p1 - p0) * out_row);
-    const std::int64_t rows = p1 - p0, k_bits = kw_ * kWordBits, k_true = taps_ * cin_g_;
-    for (std::int64_t g = 0; g < g_; ++g) {
-      for (std::int64_t p = p0; p < p1; ++p) im2col(x, g, p, a + (p - p0) * kw_, padded + (p - p0) * taps_);
-      bgemm(a, rows, w_.data() + g * cout_g_ * kw_, cout_g_, k_bits, kw_, c);
-      if (correct_) correct(c, padded, rows, g);
-      t_.apply(c, cout_g_, rows, cout_g_, g * cout_g_, xor_ ? k_bits - k_true : 0, y + p0 * out_row, y_.c());
+  // Pixels [p0, p1) of the images at x (batch images, the first one being sample n0 of the call).
+  void call(void (*fn)(const Bconv2dArgs&), const word_t* x, std::int64_t batch, std::int64_t n0, std::int64_t p0,
+            std::int64_t p1, const RunCtx& ctx) const {
+    Bconv2dArgs a = args_;
+    a.x = x, a.batch = batch, a.pixel_begin = p0, a.pixel_end = p1;
+    a.output.out = ctx.ptr[out_[0]] + n0 * y_.bytes();
+    fn(a);
+    if (!t_.bits) t_.bn_stage(static_cast<float*>(a.output.out) + p0 * y_.c(), p1 - p0, y_.c(), y_.c(), 0);
+  }
+
+  void regroup(const word_t* x, word_t* out) const {
+    const std::int64_t g = args_.groups, cg = x_.c() / g, wg = words_for(cg), win = words_for(x_.c());
+    for (std::int64_t p = 0; p < x_.pixels(); ++p) {
+      for (std::int64_t k = 0; k < g; ++k) extract_bits(x + p * win, win, k * cg, cg, out + (p * g + k) * wg);
     }
   }
 
-  void im2col(const word_t* x, std::int64_t g, std::int64_t p, word_t* row, std::uint8_t* padded) const {
-    const std::int64_t oh = p / y_.w(), ow = p % y_.w(), win = words_for(x_.c());
-    for (std::int64_t kh = 0; kh < k_[0]; ++kh) {
-      const std::int64_t ih = oh * s_[0] - pt_ + kh * dil_[0];
-      for (std::int64_t kw = 0; kw < k_[1]; ++kw) {
-        const std::int64_t iw = ow * s_[1] - pl_ + kw * dil_[1], t = kh * k_[1] + kw;
-        word_t* dst = row + t * wg_;
-        const bool out = ih < 0 || ih >= x_.h() || iw < 0 || iw >= x_.w();
-        padded[t] = out;
-        if (out) {
-          std::memset(dst, pad_word_fill_ ? 0xff : 0, wg_ * 8);
-          if (pad_word_fill_ && cin_g_ % kWordBits) dst[wg_ - 1] = (word_t{1} << (cin_g_ % kWordBits)) - 1;
-        } else if (g_ == 1) {
-          std::memcpy(dst, x + (ih * x_.w() + iw) * win, wg_ * 8);
-        } else {
-          extract_bits(x + (ih * x_.w() + iw) * win, win, g * cin_g_, cin_g_, dst);
-        }
-      }
-    }
-  }
-
-  // pm1 input with zero padding: remove what the +1 packed for each padded tap added (see the top).
-  void correct(std::int32_t* c, const std::uint8_t* padded, std::int64_t rows, std::int64_t g) const {
-    for (std::int64_t r = 0; r < rows; ++r) {
-      const std::uint8_t* pr = padded + r * taps_;
-      if (std::none_of(pr, pr + taps_, [](std::uint8_t v) { return v != 0; })) continue;
-      for (std::int64_t j = 0; j < cout_g_; ++j) {
-        const std::int32_t* s = tap_sum_.data() + (g * cout_g_ + j) * taps_;
-        std::int32_t sum = 0;
-        for (std::int64_t t = 0; t < taps_; ++t) sum += pr[t] ? s[t] : 0;
-        c[r * cout_g_ + j] -= sum;
-      }
-    }
-  }
-
-  std::int64_t k_[2], s_[2], dil_[2], pt_, pl_, g_, cin_g_, cout_g_, wg_, taps_, kw_;
-  bool correct_ = false, pad_word_fill_ = false;
+  Bconv2dArgs args_{};
+  bool regroup_ = false;
   std::vector<word_t> w_;
-  std::vector<std::int32_t> tap_sum_;
+  std::vector<std::int32_t> tap_sums_;
 };
 
+// blinear: bgemm over (samples x output channels); threads take 64-channel-aligned ranges of output
+// channels, so every thread writes whole words of the bit output.
 class BLinear final : public BinaryBase {
  public:
   BLinear(const OpDef& d, const std::vector<ValueDef>& v) : BinaryBase(d, v) {
@@ -228,20 +179,37 @@ class BLinear final : public BinaryBase {
       fail("weight must be uint64 [out_features, words_for(in_features)]");
     w_ = it->second;
   }
-  std::int64_t scratch_bytes() const override { return kTileRows * y_.c() * 4; }
+  std::int64_t scratch_bytes() const override { return kRowTile * y_.c() * 4; }
+
   void run(const RunCtx& ctx) const override {
-    const std::int64_t tiles = (ctx.batch + kTileRows - 1) / kTileRows, out_row = y_.bytes();
-    for (std::int64_t i = 0; i < tiles; ++i) {
-      const std::int64_t n0 = i * kTileRows, rows = std::min(kTileRows, ctx.batch - n0);
-      std::int32_t* c = reinterpret_cast<std::int32_t*>(ctx.thread_scratch(0));
-      bgemm(ctx.at<const word_t>(in_[0], n0, x_.bytes()), rows, w_.data(), y_.c(), x_.c(), kw_, c);
-      char* y = ctx.ptr[out_[0]] + n0 * out_row;
-      if (t_.bits) std::memset(y, 0, rows * out_row);
-      t_.apply(c, y_.c(), rows, y_.c(), 0, 0, y, y_.c());
-    }
+    const auto& gemm = select_kernel(bgemm_kernels());
+    const auto& to_bits = select_kernel(acc2bits_kernels());
+    const std::int64_t units = words_for(y_.c());  // 64-channel units
+    ctx.parallel_for(units, [&](int t, std::int64_t u0, std::int64_t u1) {
+      const std::int64_t c0 = u0 * kWordBits, c1 = std::min(u1 * kWordBits, y_.c()), n = c1 - c0;
+      auto* acc = reinterpret_cast<std::int32_t*>(ctx.thread_scratch(t));
+      for (std::int64_t s0 = 0; s0 < ctx.batch; s0 += kRowTile) {
+        const std::int64_t rows = std::min(kRowTile, ctx.batch - s0);
+        gemm.fn(BgemmArgs{ctx.at<const word_t>(in_[0], s0, x_.bytes()), w_.data() + c0 * kw_, rows, n, x_.c(), kw_, kw_,
+                          mode(), acc, n});
+        for (std::int64_t r = 0; r < rows; ++r) write_row(acc + r * n, s0 + r, c0, n, ctx, to_bits.fn);
+      }
+    });
   }
 
  private:
+  void write_row(const std::int32_t* acc, std::int64_t s, std::int64_t c0, std::int64_t n, const RunCtx& ctx,
+                 void (*to_bits)(const Acc2BitsArgs&)) const {
+    if (t_.bits) {
+      word_t* y = ctx.at<word_t>(out_[0], s, y_.bytes()) + c0 / kWordBits;
+      to_bits(Acc2BitsArgs{acc, 1, n, n, t_.thr.data() + c0, t_.flip.data() + c0, 1, y});
+    } else {
+      float* y = ctx.at<float>(out_[0], s, y_.bytes()) + c0;
+      acc2float(acc, 1, n, n, t_.alpha.data() + c0, t_.beta.data() + c0, y);
+      t_.bn_stage(y, 1, n, n, c0);
+    }
+  }
+
   std::int64_t kw_;
   std::vector<word_t> w_;
 };
@@ -257,10 +225,9 @@ class Bitpack final : public Op {
     const auto& kern = select_kernel(bitpack_kernels());
     const float* x = reinterpret_cast<const float*>(ctx.ptr[in_[0]]);
     word_t* y = reinterpret_cast<word_t*>(ctx.ptr[out_[0]]);
-    parallel_for(rows, ctx.num_threads, [&](int, std::int64_t r0, std::int64_t r1) {
-      BitpackArgs args{x + r0 * c, thresholds_.empty() ? nullptr : thresholds_.data(), r1 - r0, c, mode_,
-                       y + r0 * words_for(c)};
-      kern.fn(args);
+    ctx.parallel_for(rows, [&](int, std::int64_t r0, std::int64_t r1) {
+      kern.fn(BitpackArgs{x + r0 * c, thresholds_.empty() ? nullptr : thresholds_.data(), r1 - r0, c, mode_,
+                          y + r0 * words_for(c)});
     });
   }
 
@@ -270,45 +237,61 @@ class Bitpack final : public Op {
 };
 
 // Max-pool on bits: per channel OR of the window where or_mask (the bit rises with the pooled value),
-// AND where it falls; positions outside the input are skipped (torch pads max-pools with -inf).
+// AND where it falls (bmaxpool.h: and_mask = the complement); padding never wins.
 class BMaxPool final : public Op {
  public:
   BMaxPool(const OpDef& d, const std::vector<ValueDef>& v) : Op(d, v) {
-    for (int i = 0; i < 2; ++i) {
-      k_[i] = int_attr(d, "kernel", i);
-      s_[i] = int_attr(d, "stride", i);
-      p_[i] = int_attr(d, "padding", i);
-    }
+    BmaxpoolArgs& a = args_;
+    a.height = x_.h(), a.width = x_.w(), a.words = words_for(x_.c());
+    a.kernel_h = int_attr(d, "kernel", 0), a.kernel_w = int_attr(d, "kernel", 1);
+    a.stride_h = int_attr(d, "stride", 0), a.stride_w = int_attr(d, "stride", 1);
+    a.pad_h = int_attr(d, "padding", 0), a.pad_w = int_attr(d, "padding", 1);
+    a.dilation_h = a.dilation_w = 1;
+    a.mode = PackMode::kSign;
     auto it = d.u8.find("or_mask");
     if (it == d.u8.end() || static_cast<std::int64_t>(it->second.size()) != x_.c()) fail("or_mask must be uint8 [C]");
-    mask_.assign(words_for(x_.c()), 0);
-    for (std::int64_t c = 0; c < x_.c(); ++c) mask_[c / kWordBits] |= word_t{it->second[c] != 0} << (c % kWordBits);
+    and_mask_.assign(a.words, 0);
+    for (std::int64_t c = 0; c < x_.c(); ++c) and_mask_[c / kWordBits] |= word_t{it->second[c] == 0} << (c % kWordBits);
+    a.and_mask = and_mask_.data();
+    if (2 * a.pad_h > a.kernel_h || 2 * a.pad_w > a.kernel_w) fail("padding exceeds half the kernel");
+    // ceil_mode can add a last window that starts in the padding: the kernels use floor sizes only.
+    floor_ = conv_out_size(a.height, a.kernel_h, a.stride_h, a.pad_h, 1) == y_.h() &&
+             conv_out_size(a.width, a.kernel_w, a.stride_w, a.pad_w, 1) == y_.w();
   }
   void run(const RunCtx& ctx) const override {
-    const std::int64_t nw = words_for(x_.c()), H = x_.h(), W = x_.w();
-    for (std::int64_t n = 0; n < ctx.batch; ++n) {
-      const word_t* x = ctx.at<const word_t>(in_[0], n, x_.bytes());
-      word_t* y = ctx.at<word_t>(out_[0], n, y_.bytes());
-      for (std::int64_t oh = 0; oh < y_.h(); ++oh)
-        for (std::int64_t ow = 0; ow < y_.w(); ++ow) {
-          const std::int64_t h0 = std::max<std::int64_t>(oh * s_[0] - p_[0], 0), h1 = std::min(oh * s_[0] - p_[0] + k_[0], H);
-          const std::int64_t w0 = std::max<std::int64_t>(ow * s_[1] - p_[1], 0), w1 = std::min(ow * s_[1] - p_[1] + k_[1], W);
-          for (std::int64_t i = 0; i < nw; ++i) {
-            word_t any = 0, all = ~word_t{0};
-            for (std::int64_t ih = h0; ih < h1; ++ih)
-              for (std::int64_t iw = w0; iw < w1; ++iw) {
-                any |= x[(ih * W + iw) * nw + i];
-                all &= x[(ih * W + iw) * nw + i];
-              }
-            y[(oh * y_.w() + ow) * nw + i] = (any & mask_[i]) | (all & ~mask_[i]);
-          }
-        }
-    }
+    const auto& kern = select_kernel(bmaxpool_kernels());
+    ctx.parallel_for(ctx.batch, [&](int, std::int64_t n0, std::int64_t n1) {
+      BmaxpoolArgs a = args_;
+      a.x = ctx.at<const word_t>(in_[0], n0, x_.bytes());
+      a.out = ctx.at<word_t>(out_[0], n0, y_.bytes());
+      a.batch = n1 - n0;
+      floor_ ? kern.fn(a) : ceil_pool(a);
+    });
   }
 
  private:
-  std::int64_t k_[2], s_[2], p_[2];
-  std::vector<word_t> mask_;
+  // ceil_mode sizes (windows clipped to the input; each has a valid tap, as torch guarantees).
+  void ceil_pool(const BmaxpoolArgs& a) const {
+    const std::int64_t nw = a.words, H = a.height, W = a.width;
+    for (std::int64_t n = 0; n < a.batch; ++n) {
+      const word_t* x = a.x + n * H * W * nw;
+      for (std::int64_t p = 0; p < y_.pixels(); ++p) {
+        const std::int64_t oh = p / y_.w(), ow = p % y_.w();
+        const std::int64_t h0 = std::max<std::int64_t>(oh * a.stride_h - a.pad_h, 0), h1 = std::min(oh * a.stride_h - a.pad_h + a.kernel_h, H);
+        const std::int64_t w0 = std::max<std::int64_t>(ow * a.stride_w - a.pad_w, 0), w1 = std::min(ow * a.stride_w - a.pad_w + a.kernel_w, W);
+        for (std::int64_t i = 0; i < nw; ++i) {
+          word_t any = 0, all = ~word_t{0};
+          for (std::int64_t ih = h0; ih < h1; ++ih)
+            for (std::int64_t iw = w0; iw < w1; ++iw) any |= x[(ih * W + iw) * nw + i], all &= x[(ih * W + iw) * nw + i];
+          a.out[(n * y_.pixels() + p) * nw + i] = (all & a.and_mask[i]) | (any & ~a.and_mask[i]);
+        }
+      }
+    }
+  }
+
+  bool floor_ = true;
+  BmaxpoolArgs args_{};
+  std::vector<word_t> and_mask_;
 };
 
 }  // namespace

@@ -1,4 +1,6 @@
-// Float ops of the engine (stem, head, shortcuts, activations, pools), NHWC, plain C++ loops.
+// Float ops of the engine (stem, head, shortcuts, activations, pools), NHWC. conv2d / linear are
+// im2col + sgemm (float_gemm.h: OpenBLAS, single-threaded per tile); every op splits its work over
+// the Engine's thread pool.
 //
 // Semantics follow onebit/export/reference.py op by op. Where PyTorch's CPU arithmetic is known, the
 // same operation order is used so that the values feeding a binarizer match it bit for bit: BatchNorm
@@ -6,12 +8,15 @@
 // compiled with -ffp-contract=off so the compiler never fuses them). Float convolution and linear
 // layers sum in a different order than MKL-DNN (differences of a few ulps).
 //
-// TODO(perf): conv2d/linear are direct loops; DESIGN.md section 5 asks for a maintained BLAS
-// (OpenBLAS) or oneDNN for the stem and head -- not linked yet.
+// Determinism: conv2d / linear cut their output into tiles whose bounds depend on the layer's shape
+// only (per sample, never across samples), and each tile is one sgemm call, so a result does not
+// depend on the thread count nor on the batch it was computed in.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+
+#include "float_gemm.h"
 
 #include "op.h"
 
@@ -37,44 +42,70 @@ class Elementwise final : public Op {
       a_ = f32(d, "slope", c);
       s_ = f32(d, "shift_out", c);
     } else if (type_ == "hardtanh") {
-      lo_ = static_cast<float>(d.reals.at("min"));
-      hi_ = static_cast<float>(d.reals.at("max"));
+      lo_ = static_cast<float>(real_attr(d, "min"));
+      hi_ = static_cast<float>(real_attr(d, "max"));
     }
   }
   void run(const RunCtx& ctx) const override {
-    const std::int64_t c = x_.c(), n = ctx.batch * x_.pixels() * c;
-    const float* x = reinterpret_cast<const float*>(ctx.ptr[in_[0]]);
-    float* y = reinterpret_cast<float*>(ctx.ptr[out_[0]]);
-    if (kind_ == kAdd) {
-      const float* z = reinterpret_cast<const float*>(ctx.ptr[in_[1]]);
-      for (std::int64_t i = 0; i < n; ++i) y[i] = x[i] + z[i];
-      return;
-    }
-    for (std::int64_t i = 0; i < n; ++i) {
-      const std::int64_t ch = i % c;
-      const float v = x[i];
-      if (kind_ == kAffine) {
-        y[i] = fma_ ? std::fma(v, a_[ch], b_[ch]) : v * a_[ch] + b_[ch];
-      } else if (kind_ == kRelu) {
-        y[i] = v > 0.0f ? v : 0.0f;  // NaN -> 0 differs from torch; NaN never reaches a model here
-      } else if (kind_ == kHardtanh) {
-        y[i] = std::min(std::max(v, lo_), hi_);
-      } else if (kind_ == kPrelu) {
-        y[i] = v > 0.0f ? v : a_[ch] * v;
-      } else {  // rprelu: prelu(x - shift_in) + shift_out
-        const float t = v - b_[ch];
-        y[i] = (t > 0.0f ? t : a_[ch] * t) + s_[ch];
-      }
-    }
+    ctx.parallel_for(ctx.batch * x_.pixels(), [&](int, std::int64_t p0, std::int64_t p1) { rows(ctx, p0, p1); });
   }
 
  private:
+  // Pixels [p0, p1) of the batch: channel ch of pixel p is element p * C + ch.
+  void rows(const RunCtx& ctx, std::int64_t p0, std::int64_t p1) const {
+    const std::int64_t c = x_.c();
+    const float* x = reinterpret_cast<const float*>(ctx.ptr[in_[0]]) + p0 * c;
+    float* y = reinterpret_cast<float*>(ctx.ptr[out_[0]]) + p0 * c;
+    const std::int64_t n = (p1 - p0) * c;
+    if (kind_ == kAdd) {
+      const float* z = reinterpret_cast<const float*>(ctx.ptr[in_[1]]) + p0 * c;
+      for (std::int64_t i = 0; i < n; ++i) y[i] = x[i] + z[i];
+      return;
+    }
+    // One loop per kind (the switch outside), channel innermost: each loop vectorizes.
+    const std::int64_t pixels = p1 - p0;
+    const float *a = a_.data(), *b = b_.data(), *so = s_.data();
+    switch (kind_) {
+      case kAffine:
+        if (fma_) {
+          for_each(x, y, pixels, c, [=](float v, std::int64_t ch) { return std::fma(v, a[ch], b[ch]); });
+        } else {
+          for_each(x, y, pixels, c, [=](float v, std::int64_t ch) { return v * a[ch] + b[ch]; });
+        }
+        break;
+      case kRelu:  // NaN -> 0 differs from torch; NaN never reaches a model here
+        for_each(x, y, pixels, c, [](float v, std::int64_t) { return v > 0.0f ? v : 0.0f; });
+        break;
+      case kHardtanh:
+        for_each(x, y, pixels, c, [lo = lo_, hi = hi_](float v, std::int64_t) { return std::min(std::max(v, lo), hi); });
+        break;
+      case kPrelu:
+        for_each(x, y, pixels, c, [=](float v, std::int64_t ch) { return v > 0.0f ? v : a[ch] * v; });
+        break;
+      default:  // rprelu: prelu(x - shift_in) + shift_out
+        for_each(x, y, pixels, c, [=](float v, std::int64_t ch) {
+          const float t = v - b[ch];
+          return (t > 0.0f ? t : a[ch] * t) + so[ch];
+        });
+    }
+  }
+  template <class F>
+  static void for_each(const float* x, float* y, std::int64_t pixels, std::int64_t c, F f) {
+    for (std::int64_t p = 0; p < pixels; ++p, x += c, y += c) {
+      for (std::int64_t ch = 0; ch < c; ++ch) y[ch] = f(x[ch], ch);
+    }
+  }
+
   Kind kind_;
   std::vector<float> a_, b_, s_;
   bool fma_ = false;
   float lo_ = 0, hi_ = 0;
 };
 
+// conv2d: per tile of output pixels (of one sample) and output channels (of one group), im2col of the
+// tile's pixels (K = kh * kw * Cin/g floats per row, zeros for padding; skipped for 1x1 stride-1
+// unpadded convs, whose input rows are the im2col rows), one sgemm with the weights
+// [Cout][kh][kw][Cin/g], then the bias.
 class Conv2d final : public Op {
  public:
   Conv2d(const OpDef& d, const std::vector<ValueDef>& v) : Op(d, v) {
@@ -88,8 +119,10 @@ class Conv2d final : public Op {
     g_ = int_attr(d, "groups");
     cin_g_ = x_.c() / g_;
     cout_ = y_.c();
-    // [Cout][Cin/g][kh][kw] -> [Cout][kh][kw][Cin/g]: the channel sum reads contiguous memory
-    const std::vector<float> w = f32(d, "weight", cout_ * cin_g_ * k_[0] * k_[1]);
+    cout_g_ = cout_ / g_;
+    kdim_ = k_[0] * k_[1] * cin_g_;
+    // [Cout][Cin/g][kh][kw] -> [Cout][kh][kw][Cin/g]: the order of an NHWC im2col row
+    const std::vector<float> w = f32(d, "weight", cout_ * kdim_);
     w_.resize(w.size());
     for (std::int64_t o = 0; o < cout_; ++o)
       for (std::int64_t i = 0; i < cin_g_; ++i)
@@ -97,42 +130,68 @@ class Conv2d final : public Op {
           w_[(o * k_[0] * k_[1] + t) * cin_g_ + i] = w[(o * cin_g_ + i) * k_[0] * k_[1] + t];
     bias_ = f32(d, "bias", cout_, true);
     if (bias_.empty()) bias_.assign(cout_, 0.0f);
+    direct_ = k_[0] == 1 && k_[1] == 1 && s_[0] == 1 && s_[1] == 1 && pt_ == 0 && pl_ == 0;
+    // Tiles (shape only): ~128 KiB of im2col rows; channel tiles of 64 when a sample has few pixel tiles.
+    rows_ = std::clamp<std::int64_t>((128 << 10) / (4 * kdim_), 8, 512);
+    ptiles_ = (y_.pixels() + rows_ - 1) / rows_;
+    cols_ = ptiles_ >= 4 ? cout_g_ : std::min<std::int64_t>(64, cout_g_);
+    ctiles_ = (cout_g_ + cols_ - 1) / cols_;
   }
+  std::int64_t scratch_bytes() const override { return direct_ ? 0 : rows_ * kdim_ * 4; }
+
   void run(const RunCtx& ctx) const override {
-    const std::int64_t ho = y_.h(), wo = y_.w(), rows = ctx.batch * ho * wo;
-    parallel_for(rows, ctx.num_threads, [&](int, std::int64_t r0, std::int64_t r1) {
-      for (std::int64_t r = r0; r < r1; ++r) pixel(ctx, r / (ho * wo), r % (ho * wo));
+    const std::int64_t per_sample = ptiles_ * g_ * ctiles_;
+    ctx.parallel_for(ctx.batch * per_sample, [&](int t, std::int64_t i0, std::int64_t i1) {
+      for (std::int64_t i = i0; i < i1; ++i) {
+        const std::int64_t n = i / per_sample, r = i % per_sample;
+        tile(ctx, t, n, r / (g_ * ctiles_), r / ctiles_ % g_, r % ctiles_);
+      }
     });
   }
 
  private:
-  void pixel(const RunCtx& ctx, std::int64_t n, std::int64_t p) const {
-    const std::int64_t oh = p / y_.w(), ow = p % y_.w(), cin = x_.c(), cout_g = cout_ / g_;
+  void tile(const RunCtx& ctx, int t, std::int64_t n, std::int64_t pt, std::int64_t g, std::int64_t ct) const {
+    const std::int64_t p0 = pt * rows_, rows = std::min(rows_, y_.pixels() - p0);
+    const std::int64_t c0 = g * cout_g_ + ct * cols_, cols = std::min(cols_, (g + 1) * cout_g_ - c0);
     const float* x = ctx.at<const float>(in_[0], n, x_.bytes());
-    float* y = ctx.at<float>(out_[0], n, y_.bytes()) + p * cout_;
-    for (std::int64_t o = 0; o < cout_; ++o) {
-      const std::int64_t g = o / cout_g;
-      float acc = bias_[o];
-      for (std::int64_t kh = 0; kh < k_[0]; ++kh) {
-        const std::int64_t ih = oh * s_[0] - pt_ + kh * dil_[0];
-        if (ih < 0 || ih >= x_.h()) continue;
-        for (std::int64_t kw = 0; kw < k_[1]; ++kw) {
-          const std::int64_t iw = ow * s_[1] - pl_ + kw * dil_[1];
-          if (iw < 0 || iw >= x_.w()) continue;
-          const float* xi = x + (ih * x_.w() + iw) * cin + g * cin_g_;
-          const float* wi = w_.data() + ((o * k_[0] + kh) * k_[1] + kw) * cin_g_;
-          float s = 0.0f;
-          for (std::int64_t i = 0; i < cin_g_; ++i) s += xi[i] * wi[i];
-          acc += s;
-        }
-      }
-      y[o] = acc;
+    const float* a = x + p0 * x_.c() + g * cin_g_;
+    std::int64_t lda = x_.c();
+    if (!direct_) {
+      float* buf = reinterpret_cast<float*>(ctx.thread_scratch(t));
+      for (std::int64_t r = 0; r < rows; ++r) im2col(x, g, p0 + r, buf + r * kdim_);
+      a = buf, lda = kdim_;
+    }
+    float* y = ctx.at<float>(out_[0], n, y_.bytes()) + p0 * cout_ + c0;
+    sgemm_nt(rows, cols, kdim_, a, lda, w_.data() + c0 * kdim_, kdim_, y, cout_);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      for (std::int64_t j = 0; j < cols; ++j) y[r * cout_ + j] += bias_[c0 + j];
     }
   }
-  std::int64_t k_[2], s_[2], dil_[2], pt_, pl_, g_, cin_g_, cout_;
+
+  void im2col(const float* x, std::int64_t g, std::int64_t p, float* row) const {
+    const std::int64_t oh = p / y_.w(), ow = p % y_.w(), cin = x_.c();
+    for (std::int64_t kh = 0; kh < k_[0]; ++kh) {
+      const std::int64_t ih = oh * s_[0] - pt_ + kh * dil_[0];
+      for (std::int64_t kw = 0; kw < k_[1]; ++kw, row += cin_g_) {
+        const std::int64_t iw = ow * s_[1] - pl_ + kw * dil_[1];
+        if (ih < 0 || ih >= x_.h() || iw < 0 || iw >= x_.w()) {
+          std::fill(row, row + cin_g_, 0.0f);
+        } else {
+          std::memcpy(row, x + (ih * x_.w() + iw) * cin + g * cin_g_, cin_g_ * sizeof(float));
+        }
+      }
+    }
+  }
+
+  std::int64_t k_[2], s_[2], dil_[2], pt_, pl_, g_, cin_g_, cout_, cout_g_, kdim_;
+  std::int64_t rows_, ptiles_, cols_, ctiles_;
+  bool direct_ = false;
   std::vector<float> w_, bias_;
 };
 
+// linear: y = x . W^T + b, per sample and tile of 64 output features. One sample per call on purpose:
+// OpenBLAS forwards M = 1 to gemv, whose summation order differs from gemm's, so a sample's result
+// would otherwise depend on the batch it came in (at batch 1, the latency case, it is gemv anyway).
 class Linear final : public Op {
  public:
   Linear(const OpDef& d, const std::vector<ValueDef>& v) : Op(d, v) {
@@ -143,19 +202,19 @@ class Linear final : public Op {
     if (bias_.empty()) bias_.assign(out_f_, 0.0f);
   }
   void run(const RunCtx& ctx) const override {
-    for (std::int64_t n = 0; n < ctx.batch; ++n) {
-      const float* x = ctx.at<const float>(in_[0], n, x_.bytes());
-      float* y = ctx.at<float>(out_[0], n, y_.bytes());
-      for (std::int64_t o = 0; o < out_f_; ++o) {
-        const float* w = w_.data() + o * in_f_;
-        float s = 0.0f;
-        for (std::int64_t i = 0; i < in_f_; ++i) s += w[i] * x[i];
-        y[o] = s + bias_[o];
+    const std::int64_t ftiles = (out_f_ + kTile - 1) / kTile;
+    ctx.parallel_for(ctx.batch * ftiles, [&](int, std::int64_t i0, std::int64_t i1) {
+      for (std::int64_t i = i0; i < i1; ++i) {
+        const std::int64_t s = i / ftiles, f0 = i % ftiles * kTile, cols = std::min(kTile, out_f_ - f0);
+        float* y = ctx.at<float>(out_[0], s, y_.bytes()) + f0;
+        sgemm_nt(1, cols, in_f_, ctx.at<const float>(in_[0], s, x_.bytes()), in_f_, w_.data() + f0 * in_f_, in_f_, y, out_f_);
+        for (std::int64_t j = 0; j < cols; ++j) y[j] += bias_[f0 + j];
       }
-    }
+    });
   }
 
  private:
+  static constexpr std::int64_t kTile = 64;
   std::int64_t in_f_, out_f_;
   std::vector<float> w_, bias_;
 };
@@ -176,35 +235,44 @@ class Pool final : public Op {
     if (type_ == "avgpool") include_pad_ = int_attr(d, "count_include_pad") != 0;
   }
   void run(const RunCtx& ctx) const override {
+    ctx.parallel_for(ctx.batch * y_.h(), [&](int, std::int64_t r0, std::int64_t r1) {
+      for (std::int64_t r = r0; r < r1; ++r) row(ctx, r / y_.h(), r % y_.h());
+    });
+  }
+
+ private:
+  // Output row oh of sample n.
+  void row(const RunCtx& ctx, std::int64_t n, std::int64_t oh) const {
     const std::int64_t c = x_.c(), H = x_.h(), W = x_.w();
-    for (std::int64_t n = 0; n < ctx.batch; ++n) {
-      const float* x = ctx.at<const float>(in_[0], n, x_.bytes());
-      float* y = ctx.at<float>(out_[0], n, y_.bytes());
-      for (std::int64_t oh = 0; oh < y_.h(); ++oh) {
-        for (std::int64_t ow = 0; ow < y_.w(); ++ow) {
-          std::int64_t h0 = oh * s_[0] - p_[0], w0 = ow * s_[1] - p_[1];
-          std::int64_t h1 = std::min(h0 + k_[0], H + p_[0]), w1 = std::min(w0 + k_[1], W + p_[1]);
-          const std::int64_t padded = (h1 - h0) * (w1 - w0);
-          h0 = std::max<std::int64_t>(h0, 0), w0 = std::max<std::int64_t>(w0, 0);
-          h1 = std::min(h1, H), w1 = std::min(w1, W);
-          const float div = static_cast<float>(include_pad_ ? padded : (h1 - h0) * (w1 - w0));
-          float* yo = y + (oh * y_.w() + ow) * c;
-          for (std::int64_t ch = 0; ch < c; ++ch) {
-            float acc = max_ ? -std::numeric_limits<float>::infinity() : 0.0f;
-            for (std::int64_t ih = h0; ih < h1; ++ih) {
-              for (std::int64_t iw = w0; iw < w1; ++iw) {
-                const float v = x[(ih * W + iw) * c + ch];
-                acc = max_ ? (v > acc || std::isnan(v) ? v : acc) : acc + v;
-              }
-            }
-            yo[ch] = max_ ? acc : acc / div;
+    const float* x = ctx.at<const float>(in_[0], n, x_.bytes());
+    float* y = ctx.at<float>(out_[0], n, y_.bytes());
+    for (std::int64_t ow = 0; ow < y_.w(); ++ow) {
+      std::int64_t h0 = oh * s_[0] - p_[0], w0 = ow * s_[1] - p_[1];
+      std::int64_t h1 = std::min(h0 + k_[0], H + p_[0]), w1 = std::min(w0 + k_[1], W + p_[1]);
+      const std::int64_t padded = (h1 - h0) * (w1 - w0);
+      h0 = std::max<std::int64_t>(h0, 0), w0 = std::max<std::int64_t>(w0, 0);
+      h1 = std::min(h1, H), w1 = std::min(w1, W);
+      const float div = static_cast<float>(include_pad_ ? padded : (h1 - h0) * (w1 - w0));
+      float* yo = y + (oh * y_.w() + ow) * c;
+      // Taps outer, channels inner (contiguous, vectorized); the same per-channel order of taps as
+      // a channel-outer loop, so the same sums.
+      std::fill(yo, yo + c, max_ ? -std::numeric_limits<float>::infinity() : 0.0f);
+      for (std::int64_t ih = h0; ih < h1; ++ih) {
+        for (std::int64_t iw = w0; iw < w1; ++iw) {
+          const float* xi = x + (ih * W + iw) * c;
+          if (max_) {
+            for (std::int64_t ch = 0; ch < c; ++ch) yo[ch] = (xi[ch] > yo[ch] || xi[ch] != xi[ch]) ? xi[ch] : yo[ch];
+          } else {
+            for (std::int64_t ch = 0; ch < c; ++ch) yo[ch] += xi[ch];
           }
         }
+      }
+      if (!max_) {
+        for (std::int64_t ch = 0; ch < c; ++ch) yo[ch] /= div;
       }
     }
   }
 
- private:
   bool max_;
   std::int64_t k_[2], s_[2], p_[2];
   bool include_pad_ = true;

@@ -4,6 +4,9 @@
     onebit eval runs/fashion_mnist_bnn/best.pt [--set data.root=...]
     onebit summary small_cnn --method bnn [--image-size 28]
     onebit compare --methods bnn xnor bireal --model cnn28 --data fashion_mnist --seeds 3 --budget cpu
+    onebit export bireal18 -o bireal18.onebit        (or a checkpoint: runs/.../best.pt)
+    onebit run bireal18.onebit [--input x.npy] [--threads 2]
+    onebit bench bireal18.onebit --threads 1 2
 
 Multi-GPU / multi-node: ``torchrun --nproc_per_node N -m onebit.cli train --recipe ...``.
 """
@@ -144,6 +147,10 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--budget", default="cpu", help="tiny, cpu (< 1 h on 2 cores) or full (GPU)")
     cmp.add_argument("--out-dir", default="runs/compare", help="where runs and the table go; rerun to resume")
     overrides(cmp)
+
+    from .cli_engine import add_engine_commands  # export, run, bench
+
+    add_engine_commands(command)
     return parser
 
 

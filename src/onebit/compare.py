@@ -22,12 +22,13 @@ import json
 import math
 import os
 import statistics
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
+
+from .timing import median_seconds
 
 __all__ = ["BUDGETS", "Budget", "MethodRow", "compare", "markdown_table", "time_call"]
 
@@ -84,14 +85,7 @@ class MethodRow:
 
 def time_call(fn: Callable[[], Any], *, repeats: int = 20, warmup: int = 3) -> float:
     """Median wall time of ``fn()`` in milliseconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(1e3 * (time.perf_counter() - start))
-    return statistics.median(times)
+    return 1e3 * median_seconds(fn, repeats, warmup)
 
 
 def _torch_latency(model: nn.Module, x: torch.Tensor, threads: int) -> float:

@@ -9,6 +9,11 @@ The file is read and validated in Python (:func:`onebit.export.load`), then hand
 as typed op records; the engine plans its activation arena once and runs every op in C++
 (``csrc/engine``). Calls are thread-safe: each call borrows its own arena from a pool, so concurrent
 calls run in parallel. The result has the input's type (numpy in, numpy out; torch in, torch out).
+
+Inputs must be finite: a NaN or Inf anywhere in the batch raises ``ValueError`` (checked in C++, one
+pass over the input). The engine's binarization would map NaN to +1 where PyTorch's ``ste_sign`` gives
+-1, so the two would otherwise disagree silently. An empty batch (N = 0) gives an empty output of shape
+``(0, *output_shape)``. A malformed file raises :class:`onebit.export.ModelFileError`, never anything else.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import _blas  # noqa: F401  (loads OpenBLAS for _C first)
 from . import _C
 from .export.converter import load
-from .export.format import ModelFile
+from .export.format import ModelFile, ModelFileError
 from .export.graph import validate
 
 __all__ = ["Engine"]
@@ -32,10 +38,15 @@ _TENSOR_DTYPES = {np.dtype(np.float32): 0, np.dtype(np.uint64): 1, np.dtype(np.i
 
 
 def _op_record(op: dict, index: dict[str, int], tensors: dict[str, np.ndarray]) -> tuple:
+    # op is validated (graph.py): attributes are bools, bounded ints, finite numbers, strings or int lists.
     ints, reals, strs = {}, {}, {}
-    for key, v in op["attrs"].items():
-        if isinstance(v, bool) or isinstance(v, int):
+    for key, v in op.get("attrs", {}).items():
+        if isinstance(v, bool):
             ints[key] = [int(v)]
+        elif isinstance(v, int):  # a real attribute may be written as a JSON integer (-1 for -1.0)
+            if -2**63 <= v < 2**63:
+                ints[key] = [v]
+            reals[key] = float(v)
         elif isinstance(v, list):
             ints[key] = [int(x) for x in v]
         elif isinstance(v, float):
@@ -43,7 +54,7 @@ def _op_record(op: dict, index: dict[str, int], tensors: dict[str, np.ndarray]) 
         else:
             strs[key] = str(v)
     arrays: list[dict[str, np.ndarray]] = [{}, {}, {}, {}]
-    for role, name in op["tensors"].items():
+    for role, name in op.get("tensors", {}).items():
         arr = tensors[name]
         arrays[_TENSOR_DTYPES[arr.dtype]][role] = np.ascontiguousarray(arr.reshape(-1))
     return (op["op"], op.get("name", ""), [index[n] for n in op["inputs"]], [index[n] for n in op["outputs"]],
@@ -68,16 +79,28 @@ class Engine:
         self.input_shape = tuple(g["values"][g["inputs"][0]]["shape"])
         self.output_shape = tuple(g["values"][g["outputs"][0]]["shape"])
         self.metadata = dict(mf.metadata)
-        self._engine = _C.Engine(values, ops, index[g["inputs"][0]], index[g["outputs"][0]], num_threads)
+        self.ops = [{"op": op["op"], "name": op.get("name", "")} for op in g["ops"]]
+        try:  # the C++ engine re-checks what it relies on (std::invalid_argument -> ValueError)
+            self._engine = _C.Engine(values, ops, index[g["inputs"][0]], index[g["outputs"][0]], num_threads)
+        except ValueError as exc:
+            raise ModelFileError(f"invalid .onebit graph: {exc}") from None
 
     @property
     def num_threads(self) -> int:
         return self._engine.num_threads
 
     def __call__(self, x: Any):
-        """Run on an (N, C, H, W) float32 batch (numpy array or torch CPU tensor); returns the same type."""
-        is_torch = isinstance(x, torch.Tensor)
-        if is_torch:
+        """Run on an (N, C, H, W) float32 batch (numpy array or torch CPU tensor); returns the same type.
+
+        Raises ``ValueError`` if the input holds a NaN or Inf; N = 0 gives an empty (0, ...) output."""
+        arr = self._check(x)
+        out = np.empty((arr.shape[0], *self.output_shape), dtype=np.float32)
+        self._engine.run(arr, out)
+        return torch.from_numpy(out) if isinstance(x, torch.Tensor) else out
+
+    def _check(self, x: Any) -> np.ndarray:
+        """x as a C-contiguous float32 (N, C, H, W) numpy array; clear errors otherwise."""
+        if isinstance(x, torch.Tensor):
             if x.device.type != "cpu":
                 raise ValueError(f"the engine runs on CPU tensors, got device {x.device}")
             if x.dtype != torch.float32:
@@ -91,9 +114,14 @@ class Engine:
             raise TypeError(f"the engine takes a numpy array or a torch tensor, got {type(x).__name__}")
         if arr.ndim != 4 or arr.shape[1:] != self.input_shape:
             raise ValueError(f"input must have shape (N, {', '.join(map(str, self.input_shape))}), got {arr.shape}")
+        return arr
+
+    def profile(self, x: Any) -> list[tuple[str, str, float]]:
+        """Run once to warm up, then once timing every op: ``[(op type, name, seconds), ...]`` in graph order."""
+        arr = self._check(x)
         out = np.empty((arr.shape[0], *self.output_shape), dtype=np.float32)
-        self._engine.run(arr, out)
-        return torch.from_numpy(out) if is_torch else out
+        secs = self._engine.run_profile(arr, out)
+        return [(op["op"], op["name"], s) for op, s in zip(self.ops, secs)]
 
     def __repr__(self) -> str:
         return (f"Engine(input={self.input_shape}, output={self.output_shape}, num_threads={self.num_threads}, "

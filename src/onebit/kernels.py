@@ -15,6 +15,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from . import _blas  # noqa: F401  (loads OpenBLAS for _C first)
 from . import _C
 from .bitpack import MODES, words_for
 

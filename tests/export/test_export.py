@@ -107,8 +107,19 @@ def test_untraceable_module_is_named():
 
 
 def test_unsupported_quantizer_is_named():
-    model = nn.Sequential(BinaryConv2d(4, 4, 3, input_quantizer="dysign"))
-    with pytest.raises(ExportError, match="dysign"):
+    class Ternary(onebit.quantizers.Quantizer):
+        name = "ternary"
+
+        def forward(self, x):
+            return torch.sign(x)
+
+    model = nn.Sequential(BinaryConv2d(4, 4, 3, input_quantizer=Ternary()))
+    with pytest.raises(ExportError, match=r"module '0'.*'ternary'.*supported"):
+        export(model, torch.randn(1, 4, 6, 6))
+    model = nn.Sequential(BinaryConv2d(4, 4, 3, weight_quantizer=Ternary()))
+    with torch.no_grad():
+        model[0].weight[0, 0] = 0.0   # three weight values in channel 0
+    with pytest.raises(ExportError, match=r"module '0'.*more than two values"):
         export(model, torch.randn(1, 4, 6, 6))
 
 

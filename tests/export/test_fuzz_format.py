@@ -185,11 +185,156 @@ def test_fuzz_script_smoke(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="onebit.Engine's load path raises TypeError/KeyError/IndexError on some "
-                                       "malformed graphs instead of ModelFileError (docs/reliability.md)")
 def test_engine_load_fuzz(tmp_path):
     # in a subprocess: a native crash in the engine fails this test instead of killing pytest
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "fuzz_model_files.py"), "--cases", "5000",
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "fuzz_model_files.py"), "--cases", "20000",
                           "--seed", "11", "--engine", "--memory-every", "0", "--crash-dir", str(tmp_path)],
                          capture_output=True, text=True, timeout=600, check=False)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "crashes (contract failures): 0" in out.stdout and "engine runs" in out.stdout
+
+
+# --------------------------------------------------------------------------- the engine's load path
+# onebit.Engine(bytes) must run a file or raise ModelFileError. Before the fixes, malformed graphs escaped
+# as TypeError (unhashable list/dict names, nanobind's "incompatible function arguments" for a non-string
+# op name or an int attribute out of int64), KeyError (an op without "attrs"/"tensors") and
+# IndexError: map::at (hardtanh's min/max written as JSON integers).
+
+@pytest.fixture(scope="module")
+def exported():
+    return {seed.name: seed for seed in export_seeds(zoo=True)}
+
+
+def engine_of(graph: dict, seed: Seed):
+    from onebit import Engine
+
+    model = read_model(seed.data)
+    return Engine(write_model(ModelFile(graph=graph, tensors=model.tensors, metadata=model.metadata)))
+
+
+def test_short_engine_fuzz_run_finds_no_contract_failure(exported):
+    report = run(builtin_seeds() + list(exported.values()), cases=2000, seed=12, engine=True)
+    assert report.failures == [], report.summary()
+    outcomes = {k: n for k, n in report.outcomes.items() if k.startswith("engine")}
+    assert outcomes.get("engine runs", 0) > 50  # the engine ran mutated files ...
+    assert sum(outcomes.values()) - outcomes["engine runs"] > 200  # ... and rejected many with ModelFileError
+
+
+_BAD = [None, True, 1.5, 2**63, -(2**63) - 1, "x", [[1]], {"a": 1}, [1, "a"]]
+_DELETE = object()
+
+
+def _paths(node, path=()):
+    yield path
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _paths(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _paths(v, path + (i,))
+
+
+def test_every_graph_field_wrongly_typed_is_a_model_file_error(exported):
+    # systematic, not random: each field of an exported graph replaced by each bad value (or deleted)
+    from onebit import Engine
+
+    seed = exported["export:small_cnn"]
+    model = read_model(seed.data)
+    escaped, cases = [], 0
+    for path in list(_paths(model.graph))[1:]:
+        for bad in _BAD + [_DELETE]:
+            graph = json.loads(json.dumps(model.graph))
+            parent = graph
+            for key in path[:-1]:
+                parent = parent[key]
+            if bad is _DELETE:
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = bad
+            cases += 1
+            try:
+                engine = Engine(ModelFile(graph=graph, tensors=model.tensors))
+                engine(np.zeros((1, *engine.input_shape), np.float32))
+            except ModelFileError:
+                pass
+            except Exception as exc:  # noqa: BLE001
+                escaped.append(f"{path} = {bad!r}: {type(exc).__name__}: {exc}"[:300])
+    assert cases > 1000 and escaped == [], escaped[:10]
+
+
+def _hardtanh(graph: dict) -> dict:
+    return next(op for op in graph["ops"] if op["op"] == "hardtanh")
+
+
+def test_integer_real_attribute_runs(exported):
+    # hardtanh min/max written as JSON integers: was IndexError: map::at from the C++ op
+    seed = exported["export:small_cnn"]
+    graph = read_model(seed.data).graph
+    engine = engine_of(graph, seed)
+    x = np.random.default_rng(0).standard_normal((2, *engine.input_shape)).astype(np.float32) * 3
+    want = engine(x)
+    attrs = _hardtanh(graph)["attrs"]
+    assert isinstance(attrs["min"], float)
+    attrs["min"], attrs["max"] = int(attrs["min"]), int(attrs["max"])
+    np.testing.assert_array_equal(engine_of(graph, seed)(x), want)
+    attrs["min"], attrs["max"] = -(2**64 - 1), 2**64 - 1  # beyond int64 (was nanobind TypeError): a real
+    assert engine_of(graph, seed)(x).shape == want.shape
+    for bad in (1e39, -1e39, True):  # beyond float32, or not a number
+        _hardtanh(graph)["attrs"]["min"] = bad
+        with pytest.raises(ModelFileError, match="bad attribute min"):
+            engine_of(graph, seed)
+
+
+@pytest.mark.parametrize("field,bad,match", [
+    ("name", 64, "name must be a string"),            # was nanobind TypeError
+    ("name", [[1]], "name must be a string"),
+    ("inputs", [["x"]], "value names"),               # was TypeError: unhashable type: 'list'
+    ("outputs", [{"a": 1}], "value names"),
+    ("op", ["conv2d"], "unknown op"),                 # was TypeError: unhashable type
+    ("tensors", {"weight": ["w"]}, "role -> tensor name"),
+])
+def test_wrongly_typed_op_fields(exported, field, bad, match):
+    seed = exported["export:mlp"]
+    graph = read_model(seed.data).graph
+    graph["ops"][0][field] = bad
+    with pytest.raises(ModelFileError, match=match):
+        engine_of(graph, seed)
+
+
+def test_ops_without_attrs_or_tensors_keys_run(exported):
+    # "attrs" and "tensors" may be left out when empty (validate's reading): was KeyError in onebit.Engine
+    seed = exported["export:mlp"]
+    graph = read_model(seed.data).graph
+    x = np.random.default_rng(0).standard_normal((2, *graph["values"][graph["inputs"][0]]["shape"])).astype(np.float32)
+    want = engine_of(graph, seed)(x)
+    flatten = next(op for op in graph["ops"] if op["op"] == "flatten")
+    del flatten["attrs"], flatten["tensors"]
+    np.testing.assert_array_equal(engine_of(graph, seed)(x), want)
+
+
+def test_the_binding_reports_inconsistent_records_as_value_errors(exported):
+    # what validation should never let through still fails cleanly in C++ (no map::at / out_of_range)
+    from onebit import _C
+    from onebit.engine import _op_record
+
+    graph = read_model(exported["export:small_cnn"].data).graph
+    model = read_model(exported["export:small_cnn"].data)
+    index = {n: i for i, n in enumerate(graph["values"])}
+    values = [(0 if v["kind"] == "float" else 1, v["shape"], 0 if v.get("domain", "pm1") == "pm1" else 1)
+              for v in graph["values"].values()]
+    ops = [_op_record(op, index, model.tensors) for op in graph["ops"]]
+    i = next(k for k, op in enumerate(graph["ops"]) if op["op"] == "hardtanh")
+    ops[i][5].clear()  # the real attributes: min, max
+    with pytest.raises(ValueError, match="missing real attribute min"):
+        _C.Engine(values, ops, index[graph["inputs"][0]], index[graph["outputs"][0]], 1)
+    with pytest.raises(ModelFileError, match="invalid .onebit graph: .*missing real attribute"):
+        import onebit.engine as eng
+
+        class Shim:  # Engine's own wrapping of the binding's ValueError
+            Engine = staticmethod(lambda *a: _C.Engine(values, ops, *a[2:]))
+
+        real, eng._C = eng._C, Shim
+        try:
+            eng.Engine(exported["export:small_cnn"].data)
+        finally:
+            eng._C = real

@@ -3,6 +3,11 @@
 // Concurrency: run() may be called from several threads at once. Each call borrows an arena (the
 // memory of every activation) from a pool and returns it afterwards, so concurrent calls run in
 // parallel on separate memory; a pool grows to the largest number of simultaneous calls seen.
+//
+// Threads: the Engine owns a persistent thread pool of num_threads (num_threads - 1 workers plus the
+// calling thread), created here and reused by every op of every call. Concurrent calls share it one
+// parallel region at a time: a call that finds the pool busy runs that op's work on its own thread
+// instead of waiting (csrc/engine/thread_pool.h), with identical results.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +21,7 @@ namespace onebit {
 
 namespace engine {
 class Op;
+class ThreadPool;
 }
 
 class Engine {
@@ -26,7 +32,8 @@ class Engine {
 
   // in: batch x C x H x W float32 (NCHW, contiguous). out: batch x output elements, in PyTorch's
   // order (NCHW for a [C, H, W] output).
-  void run(const float* in, std::int64_t batch, float* out) const;
+  // op_seconds (optional): filled with the wall time of every op, in graph order (profiling).
+  void run(const float* in, std::int64_t batch, float* out, std::vector<double>* op_seconds = nullptr) const;
 
   const ValueDef& input() const { return graph_.values[graph_.input]; }
   const ValueDef& output() const { return graph_.values[graph_.output]; }
@@ -46,6 +53,7 @@ class Engine {
   GraphDef graph_;
   int num_threads_;
   std::vector<std::unique_ptr<engine::Op>> ops_;
+  std::unique_ptr<engine::ThreadPool> threads_;
   std::vector<std::int64_t> offsets_;  // per-sample byte offset of every value in the arena
   std::int64_t arena_per_sample_ = 0;
   std::int64_t scratch_per_thread_ = 0;

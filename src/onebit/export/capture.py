@@ -20,9 +20,21 @@ class ExportError(ValueError):
     """The model cannot be exported; the message names the module and what to do."""
 
 
+def _zoo_leaf_types() -> tuple[type, ...]:
+    """Zoo layers whose forward reads buffers or slices (lowered whole by lower_methods.py)."""
+    from ..models.quicknet import BlurPool2d  # noqa: PLC0415  (models import late: no cycle)
+    from ..nn.blocks import _OptionA  # noqa: PLC0415
+
+    return (BlurPool2d, _OptionA)
+
+
 class _Tracer(fx.Tracer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.leaf_types = LEAF_TYPES + _zoo_leaf_types()
+
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, LEAF_TYPES) or super().is_leaf_module(m, qualname)
+        return isinstance(m, self.leaf_types) or super().is_leaf_module(m, qualname)
 
     def call_module(self, m, forward, args, kwargs):
         try:

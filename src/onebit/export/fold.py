@@ -22,7 +22,7 @@ from torch import nn
 
 from .. import bitpack
 
-__all__ = ["FoldError", "batchnorm_affine", "binary_weight", "chain_bits", "step_threshold"]
+__all__ = ["FoldError", "batchnorm_affine", "binary_weight", "chain_bits", "step_threshold", "two_level_weight"]
 
 
 class FoldError(ValueError):
@@ -44,6 +44,27 @@ def binary_weight(layer: nn.Module, name: str) -> tuple[torch.Tensor, torch.Tens
                         "(two-level {alpha, beta} domain weights and zero weights cannot be packed yet); "
                         "use a sign-based weight quantizer")
     return (wq < 0).to(torch.int64), alpha
+
+
+
+@torch.no_grad()
+def two_level_weight(layer: nn.Module, name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Weights with at most two values per output channel (SBNN's {alpha, beta} domain) as
+    (mask (int64 0/1, weight shape), gain (C_out,), base (C_out,)) with w = base + gain * mask.
+
+    ``base`` is the value of smaller magnitude (0 in SBNN's sparse domain, so the mask marks the few
+    nonzero weights and the engine skips its zero words); ``gain`` = other - base.
+    """
+    wq = layer.quantized_weight().detach().to(torch.float32)
+    flat = wq.reshape(wq.shape[0], -1)
+    lo, hi = flat.amin(dim=1), flat.amax(dim=1)
+    if not bool(((flat == lo[:, None]) | (flat == hi[:, None])).all()):
+        raise FoldError(f"module {name!r}: quantized weights take more than two values per output channel; "
+                        "use a sign-based or two-level ({alpha, beta}) weight quantizer")
+    base = torch.where(hi.abs() < lo.abs(), hi, lo)
+    other = torch.where(hi.abs() < lo.abs(), lo, hi)
+    mask = (wq != base.reshape(-1, *[1] * (wq.dim() - 1))).to(torch.int64)
+    return mask, other - base, base
 
 
 def pack_conv_weight(bits: torch.Tensor) -> np.ndarray:

@@ -117,13 +117,16 @@ def _flatten_shape(op, shapes):
 # kind: (input kinds, output kind) with "any" = float or bits (output follows the input);
 # attrs: name -> checker; tensors: role -> (dtype, shape rule(attrs, in shapes) or None = per channel), optional
 
-_INT = lambda v: type(v) is int  # noqa: E731
-_POS = lambda v: type(v) is int and v >= 1  # noqa: E731
-_NONNEG2 = lambda v: isinstance(v, list) and len(v) == 2 and all(type(x) is int and x >= 0 for x in v)  # noqa: E731
-_POS2 = lambda v: isinstance(v, list) and len(v) == 2 and all(type(x) is int and x >= 1 for x in v)  # noqa: E731
-_PAD4 = lambda v: isinstance(v, list) and len(v) == 4 and all(type(x) is int and x >= 0 for x in v)  # noqa: E731
+# Integer attributes are bounded (the engine does int64 arithmetic on them); real ones must fit a float32.
+_INT_MAX = 2**31 - 1
+_FLT_MAX = float(np.finfo(np.float32).max)
+_INT = lambda v: type(v) is int and -_INT_MAX <= v <= _INT_MAX  # noqa: E731
+_POS = lambda v: type(v) is int and 1 <= v <= _INT_MAX  # noqa: E731
+_NONNEG2 = lambda v: isinstance(v, list) and len(v) == 2 and all(type(x) is int and 0 <= x <= _INT_MAX for x in v)  # noqa: E731
+_POS2 = lambda v: isinstance(v, list) and len(v) == 2 and all(type(x) is int and 1 <= x <= _INT_MAX for x in v)  # noqa: E731
+_PAD4 = lambda v: isinstance(v, list) and len(v) == 4 and all(type(x) is int and 0 <= x <= _INT_MAX for x in v)  # noqa: E731
 _BOOL = lambda v: type(v) is bool  # noqa: E731
-_NUM = lambda v: type(v) in (int, float) and math.isfinite(v)  # noqa: E731
+_NUM = lambda v: type(v) in (int, float) and -_FLT_MAX <= v <= _FLT_MAX  # noqa: E731  (NaN fails too)
 
 
 def _one_of(*valid):
@@ -203,6 +206,72 @@ OPS: dict[str, dict[str, Any]] = {
 }
 
 
+# ---- method ops (adaptive pooling, option-A shortcut, DyBNN, Elastic-Link, SBNN) --------------------------
+
+def _adaptive_shape(op, shapes):
+    return [[_chw(shapes[0], op)[0], *op["attrs"]["output_size"]]]
+
+
+def _subsample_shape(op, shapes):
+    c, h, w = _chw(shapes[0], op)
+    (sh, sw), co = op["attrs"]["stride"], op["attrs"]["out_channels"]
+    if co < c:
+        raise _fail(f"op {op.get('name')}: subsample cannot drop channels ({c} -> {co})")
+    return [[co, -(-h // sh), -(-w // sw)]]
+
+
+def _stats_shape(op, shapes):
+    return [[shapes[0][0] * (2 if op["attrs"]["statistic"] == "mean_std" else 1)]]
+
+
+def _vector_input(per: int):
+    """Shape rule of an op whose second input is a per-sample [per * C] vector (DyBNN's hyper function)."""
+    def rule(op, shapes):
+        if len(shapes) != 2 or shapes[1] != [per * shapes[0][0]]:
+            raise _fail(f"op {op.get('name')} ({op['op']}): second input must be [{per} x C], got {shapes}")
+        return [list(shapes[0])]
+    return rule
+
+
+_EL_PATHS = ("identity", "squeeze_mean", "squeeze_sum", "expand_tile", "expand_interleave")
+
+
+def _elastic_shape(op, shapes):
+    (co, *hw), (ci, *hw2) = shapes
+    path = op["attrs"]["path"]
+    ok = hw == hw2 and {"identity": ci == co, "squeeze_mean": ci % co == 0, "squeeze_sum": ci % co == 0,
+                        "expand_tile": co % ci == 0, "expand_interleave": co % ci == 0}[path]
+    if not ok:
+        raise _fail(f"op {op.get('name')}: link input {shapes[1]} does not fit output {shapes[0]} with path {path}")
+    return [list(shapes[0])]
+
+
+_SB_TENSORS = {"mask": ("uint64", _bweight_shape), "gain": ("float32", _per_out), "beta": ("float32", _per_out),
+               "bias": ("float32", _per_out), "bn_scale": ("float32", _per_out), "bn_shift": ("float32", _per_out)}
+
+OPS.update({
+    "adaptive_pool": {"kinds": (("float",), "float"), "shape": _adaptive_shape,
+                      "attrs": {"output_size": _POS2, "mode": _one_of("max", "avg")}},
+    "subsample": {"kinds": (("float",), "float"), "shape": _subsample_shape,
+                  "attrs": {"stride": _POS2, "out_channels": _POS}},
+    "channel_stats": {"kinds": (("float",), "float"), "shape": _stats_shape,
+                      "attrs": {"statistic": _one_of("mean", "mean_std")}},
+    "tanh": {"kinds": (("float",), "float"), "shape": _same_shape, "attrs": {}},
+    "dybitpack": {"kinds": (("float", "float"), "bits"), "shape": _vector_input(1), "attrs": {}},
+    "dyprelu": {"kinds": (("float", "float"), "float"), "shape": _vector_input(2), "attrs": {},
+                "tensors": {"slope": ("float32", _per_in)}, "optional": set()},
+    "elastic_add": {"kinds": (("float", "float"), "float"), "shape": _elastic_shape,
+                    "attrs": {"path": _one_of(*_EL_PATHS)}, "tensors": {"gate": ("float32", _per_in)},
+                    "optional": set()},
+    "sbconv2d": {"kinds": (("bits",), "float"), "shape": _conv_shape,
+                 "attrs": {**_CONV_ATTRS, "pad": _one_of(*PAD_MODES)},
+                 "tensors": dict(_SB_TENSORS), "optional": {"bn_scale", "bn_shift"}},
+    "sblinear": {"kinds": (("bits",), "float"), "shape": _linear_shape,
+                 "attrs": {"in_features": _POS, "out_features": _POS},
+                 "tensors": dict(_SB_TENSORS), "optional": {"bn_scale", "bn_shift"}},
+})
+
+
 # ---- validation ----------------------------------------------------------------------------------------
 
 def _check_values(values: Any) -> None:
@@ -216,8 +285,8 @@ def _check_values(values: Any) -> None:
             raise _fail(f"value {name!r}: shape must be [C, H, W] or [F] of positive ints, got {shape!r}")
         if math.prod(shape) > 1 << 31:
             raise _fail(f"value {name!r}: {shape} is too large")
-        if v["kind"] == "bits" and v.get("domain") not in DOMAINS:
-            raise _fail(f"value {name!r}: a bits value needs domain in {list(DOMAINS)}")
+        if v.get("domain", "pm1" if v["kind"] == "float" else None) not in DOMAINS:
+            raise _fail(f"value {name!r}: a bits value needs domain in {list(DOMAINS)} (and any domain given must be one)")
 
 
 def _check_tensors(op: dict, spec: dict, shapes: list, tensors: dict[str, np.ndarray]) -> None:
@@ -250,19 +319,26 @@ def _check_binary_transform(op: dict) -> None:
 
 
 def _check_op(i: int, op: Any, values: dict, defined: set, tensors: dict) -> None:
-    if not isinstance(op, dict) or op.get("op") not in OPS:
+    # Types of every field first: the checks below (and the engine) may then hash, index and compare freely.
+    if not isinstance(op, dict) or not isinstance(op.get("op"), str) or op["op"] not in OPS:
         raise _fail(f"op #{i}: unknown op {op.get('op') if isinstance(op, dict) else op!r}; valid: {sorted(OPS)}")
     spec = OPS[op["op"]]
-    ins, outs, attrs = op.get("inputs"), op.get("outputs"), op.get("attrs", {})
-    if not isinstance(ins, list) or not ins or not isinstance(outs, list) or len(outs) != 1:
-        raise _fail(f"op #{i} ({op['op']}): needs a non-empty inputs list and exactly one output")
+    ins, outs, attrs, refs = op.get("inputs"), op.get("outputs"), op.get("attrs", {}), op.get("tensors", {})
+    if not isinstance(op.get("name", ""), str):
+        raise _fail(f"op #{i} ({op['op']}): name must be a string, got {op['name']!r}")
+    if not isinstance(ins, list) or not ins or not isinstance(outs, list) or len(outs) != 1 or \
+            not all(isinstance(n, str) for n in ins + outs):
+        raise _fail(f"op #{i} ({op['op']}): needs a non-empty inputs list and exactly one output (value names)")
+    if not isinstance(refs, dict) or not all(isinstance(t, str) for t in refs.values()):
+        raise _fail(f"op #{i} ({op['op']}): tensors must be an object of role -> tensor name")
     for name in ins:
         if name not in defined:
             raise _fail(f"op #{i} ({op['op']}): input {name!r} is not defined before use")
     if outs[0] not in values or outs[0] in defined:
         raise _fail(f"op #{i} ({op['op']}): output {outs[0]!r} is undeclared or defined twice")
     if not isinstance(attrs, dict) or set(attrs) != set(spec["attrs"]):
-        raise _fail(f"op #{i} ({op['op']}): attrs must be exactly {sorted(spec['attrs'])}, got {sorted(attrs)}")
+        got = sorted(attrs) if isinstance(attrs, dict) else repr(attrs)[:80]
+        raise _fail(f"op #{i} ({op['op']}): attrs must be exactly {sorted(spec['attrs'])}, got {got}")
     for key, check in spec["attrs"].items():
         if not check(attrs[key]):
             raise _fail(f"op #{i} ({op['op']}): bad attribute {key}={attrs[key]!r}")
@@ -282,6 +358,11 @@ def _check_op(i: int, op: Any, values: dict, defined: set, tensors: dict) -> Non
         want_in = "pm1" if attrs["mode"] == "xor" else "01"
         if values[ins[0]]["domain"] != want_in or (out_kind == "bits" and out["domain"] != attrs["out_domain"]):
             raise _fail(f"op #{i} ({op['op']}): mode {attrs['mode']} needs a {want_in} input and out_domain to match")
+    if op["op"] in ("sbconv2d", "sblinear", "dybitpack"):
+        if values[ins[0] if op["op"] != "dybitpack" else outs[0]].get("domain") != "pm1":
+            raise _fail(f"op #{i} ({op['op']}): works on pm1 bits only")
+        if op["op"] != "dybitpack" and (("bn_scale" in op.get("tensors", {})) != ("bn_shift" in op.get("tensors", {}))):
+            raise _fail(f"op #{i} ({op['op']}): bn_scale needs bn_shift")
     if op["op"] == "bitpack" and out["domain"] != ("pm1" if attrs["mode"] == "sign" else "01"):
         raise _fail(f"op #{i} (bitpack): mode {attrs['mode']} gives domain "
                     f"{'pm1' if attrs['mode'] == 'sign' else '01'}, value says {out['domain']}")
@@ -296,11 +377,12 @@ def validate(model: ModelFile) -> dict:
     g = model.graph
     if not isinstance(g, dict) or set(g) != {"version", "values", "inputs", "outputs", "ops"}:
         raise _fail("graph must be an object with exactly version, values, inputs, outputs, ops")
-    if g["version"] != GRAPH_VERSION:
+    if type(g["version"]) is not int or g["version"] != GRAPH_VERSION:
         raise _fail(f"graph version {g['version']!r} is not supported (this onebit reads {GRAPH_VERSION})")
     _check_values(g["values"])
     values = g["values"]
-    if not isinstance(g["inputs"], list) or len(g["inputs"]) != 1 or g["inputs"][0] not in values:
+    if not isinstance(g["inputs"], list) or len(g["inputs"]) != 1 or not isinstance(g["inputs"][0], str) or \
+            g["inputs"][0] not in values:
         raise _fail("inputs must name exactly one declared value")
     if values[g["inputs"][0]]["kind"] != "float" or len(values[g["inputs"][0]]["shape"]) != 3:
         raise _fail("the input must be a float [C, H, W] value")
@@ -310,7 +392,8 @@ def validate(model: ModelFile) -> dict:
     for i, op in enumerate(g["ops"]):
         _check_op(i, op, values, defined, model.tensors)
         defined.add(op["outputs"][0])
-    if not isinstance(g["outputs"], list) or len(g["outputs"]) != 1 or g["outputs"][0] not in defined:
+    if not isinstance(g["outputs"], list) or len(g["outputs"]) != 1 or not isinstance(g["outputs"][0], str) or \
+            g["outputs"][0] not in defined:
         raise _fail("outputs must name exactly one value produced by an op")
     if values[g["outputs"][0]]["kind"] != "float":
         raise _fail("the output must be a float value")

@@ -26,11 +26,13 @@ from ..quantizers import Quantizer
 from . import fold
 from .capture import ExportError
 from .graph import GRAPH_VERSION
+from .lower_methods import MethodLowering
 
 __all__ = ["SUPPORTED", "lower"]
 
 SUPPORTED = ("BinaryConv2d", "BinaryLinear", "Conv2d", "Linear", "BatchNorm1d/2d", "LearnableBias", "ReLU",
-             "Hardtanh", "PReLU", "RPReLU", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d(1)", "Flatten",
+             "Hardtanh", "PReLU", "RPReLU", "DyPReLU", "ElasticLink", "MaxPool2d", "AvgPool2d",
+             "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "BlurPool2d", "option-A shortcut", "Flatten",
              "Identity", "Dropout", "+ (add)", "torch.cat(dim=1)", "torch.flatten(x, 1)", "F.relu")
 _CHAIN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, onn.LearnableBias, nn.PReLU, onn.RPReLU, nn.ReLU, nn.Hardtanh,
                 nn.Identity, nn.Dropout)
@@ -50,14 +52,16 @@ def input_spec(q: Quantizer | None, name: str) -> tuple[str, str, torch.Tensor |
         return "pm1", "sign", q.threshold.detach().to(torch.float32).clone()
     if qn == "ste_heaviside":
         return "01", "heaviside", None
-    if qn == "si_heaviside" and bool((q.scale > 0).all()):
-        return "01", "heaviside", q.bias.detach().to(torch.float32).clone()  # H(s (x - b)) = [x > b] for s > 0
+    if qn == "si_heaviside":  # H(s (x - b)) = [x > b] for s > 0 (other signs: MethodLowering.pack_input)
+        return "01", "heaviside", q.bias.detach().to(torch.float32).reshape(-1).clone()
+    if qn == "dysign":
+        raise ExportError(f"module {name!r}: dysign thresholds are per sample (packed by dybitpack, "
+                          "not folded)")
     raise ExportError(f"module {name!r}: input quantizer {qn or type(q).__name__!r} cannot be packed "
-                      "(supported: sign-type, rsign, ste_heaviside, si_heaviside with s > 0; dynamic "
-                      "thresholds (dysign) need the engine's hyper-net op, not implemented yet)")
+                      "(supported: sign-type, rsign, dysign, ste_heaviside, si_heaviside); use one of those")
 
 
-class Lowerer:
+class Lowerer(MethodLowering):
     """Walks the fx graph once, in order, emitting ops; see the module docstring."""
 
     def __init__(self, gm: fx.GraphModule) -> None:
@@ -133,6 +137,8 @@ class Lowerer:
         name = str(node.target)
         if isinstance(m, (onn.BinaryConv2d, onn.BinaryLinear)):
             return self.binary_layer(node, m, name)
+        if isinstance(m, onn.ElasticLink):
+            return self.elastic_link(node, m, name)
         handler = self._module_handlers().get(type(m))
         if handler is None:
             raise ExportError(f"module {name!r} ({type(m).__name__}) is not supported by the converter. "
@@ -149,7 +155,7 @@ class Lowerer:
                     "hardtanh", name, [x], self.value(self.shape(n)), {"min": float(m.min_val), "max": float(m.max_val)}),
                 nn.PReLU: self.prelu, onn.RPReLU: self.rprelu, nn.MaxPool2d: self.maxpool,
                 nn.AvgPool2d: self.avgpool, nn.AdaptiveAvgPool2d: self.adaptive_avgpool, nn.Flatten: self.flatten,
-                nn.Identity: lambda n, m, name, x: x, nn.Dropout: lambda n, m, name, x: x}
+                nn.Identity: lambda n, m, name, x: x, nn.Dropout: lambda n, m, name, x: x} | self.method_handlers()
 
     def conv2d(self, node, m: nn.Conv2d, name, x):
         if m.padding_mode != "zeros":
@@ -238,52 +244,67 @@ class Lowerer:
 
     # ---- binary layers ---------------------------------------------------------------------------------
     def binary_layer(self, node: fx.Node, m, name: str) -> None:
-        is_conv = isinstance(m, onn.BinaryConv2d)
-        src = node.args[0]
-        domain, mode, thr = input_spec(m.input_quantizer, name)
-        if src in self.bits_env:
-            bits_in = self.bits_env[src]
-        else:
-            x = self.float_in(node, src)
-            bits_in = self.emit("bitpack", f"{name}.input_quantizer", [x],
-                                self.value(self.values[x]["shape"], "bits", domain), {"mode": mode},
-                                {} if thr is None else {"thresholds": thr})
+        """Pack the input; emit bits when the following chain folds into thresholds, else a float output."""
+        _, bits_in = self.pack_input(node, node.args[0], m.input_quantizer, name)
         try:
             wbits, alpha = fold.binary_weight(m, name)
-        except fold.FoldError as exc:
-            raise ExportError(str(exc)) from None
-        bias = m.bias.detach().float() if m.bias is not None else torch.zeros_like(alpha)
-        attrs = self.conv_attrs(m, name) if is_conv else {"in_features": m.in_features, "out_features": m.out_features}
-        attrs["mode"] = "xor" if domain == "pm1" else "and"
-        weight = fold.pack_conv_weight(wbits) if is_conv else fold.pack_linear_weight(wbits)
-        k = wbits[0].numel()
-        fused = self.try_fuse_bits(node, alpha, bias, k, is_conv)
-        if fused is not None:
-            end, chain, out_domain, t, flip, pool = fused
-            self.skip.update(chain)
-            attrs |= {"output": "bits", "out_domain": out_domain}
-            out = self.emit("bconv2d" if is_conv else "blinear", name, [bits_in],
-                            self.value(self.shape(node), "bits", out_domain),
-                            attrs, {"weight": weight, "threshold": t, "flip": flip})
-            if pool is not None:
-                pnode, or_mask = pool
-                out = self.emit("bmaxpool", str(pnode.target), [out], self.value(self.shape(pnode), "bits", out_domain),
-                                self._pool_attrs(self.modules[pnode.target], str(pnode.target)), {"or_mask": or_mask})
-            self.bits_env[end] = out
+        except fold.FoldError:  # two-level ({alpha, beta}) weights: float output (binary_float -> sbinary)
+            wbits = None
+        if wbits is not None and self.emit_bits(node, m, name, bits_in, wbits, alpha):
             return
-        tensors: dict[str, Any] = {"weight": weight, "alpha": alpha, "beta": bias}
         out_node = node
         bn = self.single_user_module(node, (nn.BatchNorm1d, nn.BatchNorm2d))
-        if bn is not None and bn.meta["tensor_meta"].shape == node.meta["tensor_meta"].shape:
+        if bn is not None and bn.meta["tensor_meta"].shape == node.meta["tensor_meta"].shape \
+                and getattr(self.modules[bn.target], "running_mean", None) is not None:
+            self.skip.add(bn)
+            out_node = bn
+        else:
+            bn = None
+        self.env[out_node] = self.binary_float(m, name, bits_in, self.shape(node),
+                                               None if bn is None else self.modules[bn.target], str(getattr(bn, "target", "")))
+
+    def emit_bits(self, node: fx.Node, m, name: str, bits_in: str, wbits, alpha) -> bool:
+        """Emit the layer with a bits output if its chain folds into thresholds (see fold.py)."""
+        is_conv = isinstance(m, onn.BinaryConv2d)
+        bias = m.bias.detach().float() if m.bias is not None else torch.zeros_like(alpha)
+        fused = self.try_fuse_bits(node, alpha, bias, wbits[0].numel(), is_conv)
+        if fused is None:
+            return False
+        attrs = self.conv_attrs(m, name) if is_conv else {"in_features": m.in_features, "out_features": m.out_features}
+        attrs["mode"] = "xor" if self.values[bits_in]["domain"] == "pm1" else "and"
+        weight = fold.pack_conv_weight(wbits) if is_conv else fold.pack_linear_weight(wbits)
+        end, chain, out_domain, t, flip, pool = fused
+        self.skip.update(chain)
+        attrs |= {"output": "bits", "out_domain": out_domain}
+        out = self.emit("bconv2d" if is_conv else "blinear", name, [bits_in],
+                        self.value(self.shape(node), "bits", out_domain),
+                        attrs, {"weight": weight, "threshold": t, "flip": flip})
+        if pool is not None:
+            pnode, or_mask = pool
+            out = self.emit("bmaxpool", str(pnode.target), [out], self.value(self.shape(pnode), "bits", out_domain),
+                            self._pool_attrs(self.modules[pnode.target], str(pnode.target)), {"or_mask": or_mask})
+        self.bits_env[end] = out
+        return True
+
+    def binary_float(self, m, name: str, bits_in: str, out_shape, bn: nn.Module | None, bn_name: str = "") -> str:
+        """A binary layer with float output (BatchNorm ``bn`` folded when given); two-level weights too."""
+        try:
+            wbits, alpha = fold.binary_weight(m, name)
+        except fold.FoldError:
+            return self.sbinary(m, name, bits_in, out_shape, bn, bn_name)
+        is_conv = isinstance(m, onn.BinaryConv2d)
+        attrs = self.conv_attrs(m, name) if is_conv else {"in_features": m.in_features, "out_features": m.out_features}
+        attrs |= {"mode": "xor" if self.values[bits_in]["domain"] == "pm1" else "and",
+                  "output": "float", "out_domain": "pm1"}
+        bias = m.bias.detach().float() if m.bias is not None else torch.zeros_like(alpha)
+        tensors: dict[str, Any] = {"weight": fold.pack_conv_weight(wbits) if is_conv else fold.pack_linear_weight(wbits),
+                                   "alpha": alpha, "beta": bias}
+        if bn is not None:
             try:
-                tensors["bn_scale"], tensors["bn_shift"] = fold.batchnorm_affine(self.modules[bn.target], str(bn.target))
-                self.skip.add(bn)
-                out_node = bn
-            except fold.FoldError:
-                pass
-        attrs |= {"output": "float", "out_domain": "pm1"}
-        self.env[out_node] = self.emit("bconv2d" if is_conv else "blinear", name, [bits_in],
-                                       self.value(self.shape(node)), attrs, tensors)
+                tensors["bn_scale"], tensors["bn_shift"] = fold.batchnorm_affine(bn, bn_name)
+            except fold.FoldError as exc:
+                raise ExportError(str(exc)) from None
+        return self.emit("bconv2d" if is_conv else "blinear", name, [bits_in], self.value(out_shape), attrs, tensors)
 
     def conv_attrs(self, m, name) -> dict:
         if m.padding_mode != "zeros":

@@ -25,6 +25,9 @@ from .graph import validate
 
 __all__ = ["run"]
 
+_FLOAT_OPS = ("conv2d", "linear", "affine", "relu", "hardtanh", "prelu", "rprelu", "add", "concat", "maxpool",
+              "avgpool", "global_avgpool", "flatten")
+
 
 def _fma(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """float32 fma(x, a, b): the float64 product is exact; the sum is rounded once to float64, then to float32."""
@@ -118,6 +121,85 @@ def _float_op(kind, xs, op, t):
     raise AssertionError(kind)  # validate() admits only known ops
 
 
+
+# ---- method ops ---------------------------------------------------------------------------------------
+
+def _sbinary(x, op, t):
+    """sbconv2d / sblinear: two-level weights w = beta + gain m (m in {0, 1}) on +-1 inputs.
+
+    dot(x, w) = beta sum_V x + gain dot_V(x, m) over the taps V that count (the padding value 0 of pad
+    "zero" adds nothing; pad "one" pads +1). Both sums are exact integers (float64 here); the float
+    result is v = float32(dot_m) gain + float32(sum_x) beta, then + bias, then the folded BatchNorm.
+    """
+    a = op["attrs"]
+    xv = _values(x, "pm1")
+    if "kernel" in a:
+        cin_g = a["in_channels"] // a["groups"]
+        m = bitpack.unpack(t["mask"], cin_g, dtype=torch.float64).permute(0, 3, 1, 2)
+        m = (1.0 - m) / 2.0                              # packed with bit 1 = mask 1 (the "-1" bit)
+        top, bottom, left, right = a["padding"]
+        xv = F.pad(xv, (left, right, top, bottom), value=1.0 if a["pad"] == "one" else 0.0)
+        conv = lambda w: F.conv2d(xv, w, None, a["stride"], 0, a["dilation"], a["groups"])  # noqa: E731
+        ones = torch.ones(a["groups"], cin_g, *a["kernel"], dtype=torch.float64)
+        dm, sx = conv(m), conv(ones).repeat_interleave(a["out_channels"] // a["groups"], dim=1)
+    else:
+        m = (1.0 - bitpack.unpack(t["mask"], a["in_features"], dtype=torch.float64)) / 2.0
+        dm, sx = F.linear(xv, m), xv.sum(dim=1, keepdim=True)
+    v = dm.to(torch.float32) * _ch(t["gain"], dm) + sx.to(torch.float32) * _ch(t["beta"], dm)
+    v = v + _ch(t["bias"], v)
+    if "bn_scale" in t:
+        v = _fma(v, _ch(t["bn_scale"], v), _ch(t["bn_shift"], v))
+    return v
+
+
+def _channel_stats(x, statistic):
+    """Per-sample channel mean (and population std): computed in float64, rounded once."""
+    flat = x.double().reshape(x.shape[0], x.shape[1], -1)
+    mean = flat.mean(dim=2)
+    out = [mean] if statistic == "mean" else [mean, (flat - mean[..., None]).square().mean(dim=2).sqrt()]
+    return torch.cat(out, dim=1).to(torch.float32)
+
+
+def _elastic_align(x, path, cout):
+    if path == "identity":
+        return x
+    n, c = x.shape[:2]
+    if path.startswith("squeeze"):
+        s = x.reshape(n, cout, c // cout, *x.shape[2:]).sum(dim=2)
+        return s / (c // cout) if path == "squeeze_mean" else s
+    g = cout // c
+    return x.repeat(1, g, 1, 1) if path == "expand_tile" else x.repeat_interleave(g, dim=1)
+
+
+def _ns(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A per-sample (N, C) vector viewed along dimension 1 of x."""
+    return v.reshape([v.shape[0], -1] + [1] * (x.dim() - 2))
+
+
+def _method_op(kind, xs, op, t):
+    x, a = xs[0], op["attrs"]
+    if kind == "adaptive_pool":
+        pool = F.adaptive_max_pool2d if a["mode"] == "max" else F.adaptive_avg_pool2d
+        return pool(x, a["output_size"])
+    if kind == "subsample":
+        y = x[:, :, :: a["stride"][0], :: a["stride"][1]]
+        return F.pad(y, (0, 0, 0, 0, 0, a["out_channels"] - y.shape[1]))
+    if kind == "channel_stats":
+        return _channel_stats(x, a["statistic"])
+    if kind == "tanh":
+        return torch.tanh(x)
+    if kind == "dybitpack":                                 # sign(x - alpha) with bit 1 = -1
+        return x < _ns(xs[1], x)
+    if kind == "dyprelu":
+        c = x.shape[1]
+        return F.prelu(x - _ns(xs[1][:, :c], x), t["slope"]) + _ns(xs[1][:, c:], x)
+    if kind == "elastic_add":
+        return xs[0] + _ch(t["gate"], xs[0]) * _elastic_align(xs[1], a["path"], xs[0].shape[1])
+    if kind in ("sbconv2d", "sblinear"):
+        return _sbinary(x, op, t)
+    raise AssertionError(kind)  # validate() admits only known ops
+
+
 @torch.no_grad()
 def run(model: ModelFile | bytes, x: torch.Tensor) -> torch.Tensor:
     """Run ``model`` (a parsed file or its bytes; validated here) on an (N, C, H, W) float32 input."""
@@ -139,7 +221,9 @@ def run(model: ModelFile | bytes, x: torch.Tensor) -> torch.Tensor:
             out = (_bconv2d if kind == "bconv2d" else _blinear)(xs[0], op, t, domain)
         elif kind == "bmaxpool":
             out = _bmaxpool(xs[0], op, t)
-        else:
+        elif kind in _FLOAT_OPS:
             out = _float_op(kind, xs, op, t)
+        else:
+            out = _method_op(kind, xs, op, t)
         env[op["outputs"][0]] = out
     return env[g["outputs"][0]]

@@ -1,0 +1,127 @@
+"""Converter + engine for the method ops of issue 6 and the zoo's extra layers, on targeted toy models:
+DySign/DyPReLU variants (mean_std statistics, tanh bound, binary linear), Elastic-Link channel paths,
+SBNN's sparse domain (beta = 0), Si-BNN scales of every sign, non-uniform adaptive pooling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import onebit
+from onebit.export import export, read_model, reference
+from onebit.kernels import available_isas, use_isa
+from onebit.nn import BinaryConv2d, BinaryLinear, DyPReLU, ElasticLink
+from zoo_cases import near_tie, randomize_
+
+
+def close(y, z, rel: float = 1e-4) -> bool:
+    z = torch.as_tensor(z)
+    return y.shape == z.shape and bool((y - z).abs().max() <= rel * y.abs().max().clamp_min(1e-6))
+
+
+def _stem(c: int) -> list[nn.Module]:
+    return [nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)]
+
+
+def _head(c: int) -> list[nn.Module]:
+    return [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10)]
+
+
+def check(model: nn.Module, shape, seed: int = 0, after=None, file: bool = False):
+    """Randomize (then ``after(model)``), export, compare reference and engine (every ISA) with PyTorch;
+    return the op types (and the parsed file if ``file``)."""
+    torch.manual_seed(seed)
+    model = randomize_(model, torch.empty(2, *shape), seed)
+    if after is not None:
+        after(model)
+    for k in range(10):
+        x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(k))
+        if not near_tie(model, x):
+            break
+    blob = export(model, x)
+    with torch.no_grad():
+        y = model(x)
+    assert close(y, reference.run(blob, x))
+    for isa in available_isas():
+        with use_isa(isa):
+            assert close(y, onebit.Engine(blob, num_threads=2)(x)), isa
+    ops = {op["op"] for op in read_model(blob).graph["ops"]}
+    return (ops, read_model(blob)) if file else ops
+
+
+DYSIGN = {"name": "dysign", "reduction": 4, "statistic": "mean_std", "bound": "tanh"}
+
+
+def test_dybnn_variants():
+    model = nn.Sequential(*_stem(16), BinaryConv2d(16, 24, 3, padding=1, bias=False, input_quantizer=DYSIGN),
+                          nn.BatchNorm2d(24), DyPReLU(24, reduction=4, statistic="mean_std"),
+                          BinaryConv2d(24, 32, 3, stride=2, padding=1, bias=False, input_quantizer="dysign"),
+                          nn.BatchNorm2d(32), nn.Flatten(), BinaryLinear(32 * 4 * 4, 20, input_quantizer=DYSIGN),
+                          nn.BatchNorm1d(20), nn.Linear(20, 10))
+    ops = check(model, (3, 8, 8))
+    assert {"dybitpack", "channel_stats", "tanh", "dyprelu"} <= ops
+
+
+@pytest.mark.parametrize("cin, cout, stride, options", [
+    (16, 8, 1, {"squeeze": "sum"}), (16, 8, 2, {}), (8, 16, 2, {"expand": "interleave"}),
+    (8, 24, 1, {"gate": "scalar"}), (12, 8, 2, {}),                      # 12 -> 8: the 1x1-conv path
+])
+def test_elastic_link_paths(cin, cout, stride, options):
+    conv = BinaryConv2d(cin, cout, 3, stride=stride, padding=1, bias=False, input_quantizer="approx_sign")
+    link = ElasticLink.around(conv, nn.BatchNorm2d(cout), **options)
+    model = nn.Sequential(*_stem(cin), link, nn.Hardtanh(), *_head(cout))
+    assert "elastic_add" in check(model, (3, 9, 9))
+
+
+def test_sbnn_zoo_model_with_skewed_weights():
+    """A zoo model in SBNN's domain with ~90 % of the weights at one value (alpha != -beta)."""
+    model = onebit.models.create("resnet20", num_classes=10, method="sbnn", width_mult=0.5)
+    for m in model.modules():
+        if isinstance(m, BinaryConv2d):
+            with torch.no_grad():
+                m.weight.copy_(torch.where(torch.rand_like(m.weight) < 0.9, -1.0, 1.0) * m.weight.abs())
+    assert "sbconv2d" in check(model, (3, 16, 16))
+
+
+def test_sbnn_beta_zero():
+    """beta = 0 exactly (SBNN's sparse domain): the engine skips the box-sum term and the mask's zero words."""
+    conv = BinaryConv2d(16, 24, 3, padding=1, bias=False, input_quantizer="approx_sign",
+                        weight_quantizer="domain_weight")
+    model = nn.Sequential(*_stem(16), conv, nn.BatchNorm2d(24), nn.Hardtanh(),
+                          BinaryConv2d(24, 8, 3, padding=1, pad_value=1.0, weight_quantizer="domain_weight"),
+                          nn.BatchNorm2d(8), *_head(8))
+
+    def sparse(model):
+        with torch.no_grad():
+            for m in (model[2], model[5]):
+                m.weight_quantizer.phi.copy_(m.weight_quantizer.tau)           # beta = phi - tau = 0
+                m.weight.copy_(torch.where(torch.rand_like(m.weight) < 0.9, -1.0, 1.0) * m.weight.abs())
+
+    ops, mf = check(model, (3, 8, 8), after=sparse, file=True)
+    sb = [op for op in mf.graph["ops"] if op["op"] == "sbconv2d"]
+    assert len(sb) == 2 and all(not mf.tensors[op["tensors"]["beta"]].any() for op in sb)
+
+
+def test_si_bnn_scales_of_every_sign():
+    """H(s (x - b)) with s > 0, s < 0 and s = 0 in one layer, packed from float (no folding) and folded."""
+    q = {"name": "si_heaviside"}
+    model = nn.Sequential(*_stem(8), BinaryConv2d(8, 16, 3, padding=1, bias=False, input_quantizer=q),
+                          nn.BatchNorm2d(16), BinaryConv2d(16, 8, 3, padding=1, bias=False, input_quantizer=q),
+                          nn.BatchNorm2d(8), *_head(8))
+    model(torch.randn(2, 3, 8, 8))   # materialize the per-channel quantizers
+    with torch.no_grad():
+        for conv in (model[2], model[4]):
+            s = conv.input_quantizer.scale
+            s.copy_(torch.linspace(-1, 1, s.numel()).reshape(s.shape))
+            s.view(-1)[1] = 0.0
+    ops = check(model, (3, 8, 8))
+    assert "bitpack" in ops
+
+
+@pytest.mark.parametrize("size, out, pool", [(5, 3, nn.AdaptiveAvgPool2d), (5, 3, nn.AdaptiveMaxPool2d),
+                                             (2, 5, nn.AdaptiveAvgPool2d), (7, 3, nn.AdaptiveMaxPool2d)])
+def test_adaptive_pools(size, out, pool):
+    model = nn.Sequential(nn.Conv2d(3, 8, 1), pool(out), nn.Flatten(), nn.Linear(8 * out * out, 10))
+    ops = check(model, (3, size, size))
+    assert ("adaptive_pool" in ops) == (size % out != 0 and size != 7)

@@ -1,0 +1,57 @@
+"""Every zoo model x applicable method exports, and the reference executor and the C++ engine (every
+ISA) match PyTorch eval: float outputs within 1e-4 relative (bits feeding them must then agree)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import onebit
+from onebit.export import export, read_model, reference
+from onebit.kernels import available_isas, use_isa
+from zoo_cases import BASELINES, ISSUE6, build, cases
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models: torch's intra-op threads only add overhead (and contend on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# the op that proves a method's own inference path is used (not a float fallback)
+METHOD_OPS = {"dybnn": "dybitpack", "elastic-link": "elastic_add", "sbnn": "sbconv2d"}
+
+
+def close(y: torch.Tensor, z, rel: float = 1e-4) -> bool:
+    z = torch.as_tensor(z)
+    return y.shape == z.shape and bool((y - z).abs().max() <= rel * y.abs().max().clamp_min(1e-6))
+
+
+def check(name: str, method, **kwargs) -> bytes:
+    model, x = build(name, method, **kwargs)
+    blob = export(model, x)
+    with torch.no_grad():
+        y = model(x)
+    assert close(y, reference.run(blob, x)), f"reference != PyTorch for {name} / {method}"
+    for isa in available_isas():
+        with use_isa(isa):
+            assert close(y, onebit.Engine(blob)(x)), f"engine ({isa}) != PyTorch for {name} / {method}"
+    return blob
+
+
+@pytest.mark.parametrize("name, method", cases(BASELINES + ISSUE6))
+def test_zoo_model_exports_and_matches(name, method):
+    blob = check(name, method)
+    ops = {op["op"] for op in read_model(blob).graph["ops"]}
+    if method is not None:
+        assert ops & {"bconv2d", "blinear", "sbconv2d", "sblinear"}, "no binary layer was exported"
+    if method in METHOD_OPS:
+        assert METHOD_OPS[method] in ops
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, method", cases(BASELINES + ISSUE6))
+def test_zoo_model_full_size(name, method):
+    check(name, method, full=True, batch=1)
