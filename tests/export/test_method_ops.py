@@ -125,3 +125,35 @@ def test_adaptive_pools(size, out, pool):
     model = nn.Sequential(nn.Conv2d(3, 8, 1), pool(out), nn.Flatten(), nn.Linear(8 * out * out, 10))
     ops = check(model, (3, size, size))
     assert ("adaptive_pool" in ops) == (size % out != 0 and size != 7)
+
+
+@pytest.mark.parametrize("groups, pad_value, stride, cin", [(1, 0.0, 1, 16), (1, 1.0, 2, 70), (2, 0.0, 1, 24),
+                                                             (4, 1.0, 1, 8), (1, 0.0, 1, 130)])
+def test_sbnn_engine_matches_reference_exactly(groups, pad_value, stride, cin):
+    """sbconv2d / sblinear through the dense bconv2d kernels (mask as the weight, dot_m = (S - acc) / 2):
+    bit-identical to the reference on every ISA, with dead (all-zero mask) output channels, zero and
+    +1 padding, grouped and word-unaligned channel counts, beta = 0 and beta != 0."""
+    cout = 8 * groups
+    conv = BinaryConv2d(cin, cout, 3, stride=stride, padding=1, groups=groups, bias=False, pad_value=pad_value,
+                        input_quantizer="approx_sign", weight_quantizer="domain_weight")
+    lin = BinaryLinear(cout * 4, 12, input_quantizer="approx_sign", weight_quantizer="domain_weight")
+    model = nn.Sequential(*_stem(cin), conv, nn.BatchNorm2d(cout), nn.AdaptiveAvgPool2d(2), nn.Flatten(), lin)
+    torch.manual_seed(1)
+    model = randomize_(model, torch.empty(2, 3, 9, 9), 1).eval()
+    with torch.no_grad():
+        for m, beta_zero in ((conv, True), (lin, False)):
+            m.weight_quantizer.tau.fill_(0.75)
+            m.weight_quantizer.phi.fill_(0.75 if beta_zero else 0.5)
+            keep = torch.rand_like(m.weight) < 0.3
+            keep[: m.weight.shape[0] // 2] = False                                 # dead output channels
+            m.weight.copy_(torch.where(keep, 1.0, -1.0) * (m.weight.abs() + 1e-3))
+    x = torch.randn(3, 3, 9, 9, generator=torch.Generator().manual_seed(5))
+    blob = export(model, x)
+    assert {"sbconv2d", "sblinear"} <= {op["op"] for op in read_model(blob).graph["ops"]}
+    ref = reference.run(blob, x)
+    with torch.no_grad():
+        assert close(model(x), ref)
+    for isa in available_isas():
+        with use_isa(isa):
+            for threads in (1, 2):
+                assert torch.equal(onebit.Engine(blob, num_threads=threads)(x), ref), (isa, threads)
