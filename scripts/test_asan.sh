@@ -3,15 +3,15 @@
 # the kernel tests under it (make test-asan). The normal .venv and its build dir are not touched:
 #   - virtualenv  .venv-asan (or $ONEBIT_ASAN_VENV), torch==2.13.0 CPU wheel + the dev tools
 #   - build dir   build/asan (CMake option ONEBIT_SANITIZE=address,undefined, -O1 -g)
-#   - tests       $ONEBIT_ASAN_TESTS (default tests/kernels), with libasan preloaded because the
-#                 python executable itself is not instrumented
+#   - tests       $ONEBIT_ASAN_TESTS (default tests/kernels; several paths separated by spaces), with
+#                 libasan preloaded because the python executable itself is not instrumented
 # Any ASan report or UBSan diagnostic aborts the process (halt_on_error), so a clean exit = clean run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${ONEBIT_ASAN_VENV:-.venv-asan}
 SANITIZE=${ONEBIT_SANITIZE:-address,undefined}
-TESTS=${ONEBIT_ASAN_TESTS:-tests/kernels}
+read -r -a TESTS <<< "${ONEBIT_ASAN_TESTS:-tests/kernels}"  # one or more paths
 PIP_ARGS=(-q -c scripts/constraints.txt)
 [ -d /opt/wheels ] && PIP_ARGS+=(--find-links /opt/wheels)
 
@@ -50,6 +50,6 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$REPORTS/ubsan
 report() { if compgen -G "$REPORTS/*" >/dev/null; then echo "[asan] sanitizer reports:" >&2; cat "$REPORTS"/* >&2; fi; }
 trap report EXIT
 "$PY" -c "import onebit._C as C, sys; print('[asan] extension:', C.__file__, file=sys.stderr)"
-log "running: pytest $TESTS $* (LD_PRELOAD=$LD_PRELOAD)"
-"$PY" -m pytest -q -p no:cacheprovider "$TESTS" "$@"
+log "running: pytest ${TESTS[*]} $* (LD_PRELOAD=$LD_PRELOAD)"
+"$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}" "$@"
 log "clean: no ASan or UBSan report"

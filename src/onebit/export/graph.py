@@ -122,9 +122,15 @@ _INT_MAX = 2**31 - 1
 _FLT_MAX = float(np.finfo(np.float32).max)
 _INT = lambda v: type(v) is int and -_INT_MAX <= v <= _INT_MAX  # noqa: E731
 _POS = lambda v: type(v) is int and 1 <= v <= _INT_MAX  # noqa: E731
-_NONNEG2 = lambda v: isinstance(v, list) and len(v) == 2 and all(type(x) is int and 0 <= x <= _INT_MAX for x in v)  # noqa: E731
-_POS2 = lambda v: isinstance(v, list) and len(v) == 2 and all(type(x) is int and 1 <= x <= _INT_MAX for x in v)  # noqa: E731
-_PAD4 = lambda v: isinstance(v, list) and len(v) == 4 and all(type(x) is int and 0 <= x <= _INT_MAX for x in v)  # noqa: E731
+
+
+def _INTS(v, n: int, lo: int) -> bool:  # noqa: N802
+    return isinstance(v, list) and len(v) == n and all(type(x) is int and lo <= x <= _INT_MAX for x in v)
+
+
+_NONNEG2 = lambda v: _INTS(v, 2, 0)  # noqa: E731
+_POS2 = lambda v: _INTS(v, 2, 1)  # noqa: E731
+_PAD4 = lambda v: _INTS(v, 4, 0)  # noqa: E731
 _BOOL = lambda v: type(v) is bool  # noqa: E731
 _NUM = lambda v: type(v) in (int, float) and -_FLT_MAX <= v <= _FLT_MAX  # noqa: E731  (NaN fails too)
 
@@ -286,7 +292,7 @@ def _check_values(values: Any) -> None:
         if math.prod(shape) > 1 << 31:
             raise _fail(f"value {name!r}: {shape} is too large")
         if v.get("domain", "pm1" if v["kind"] == "float" else None) not in DOMAINS:
-            raise _fail(f"value {name!r}: a bits value needs domain in {list(DOMAINS)} (and any domain given must be one)")
+            raise _fail(f"value {name!r}: domain must be one of {list(DOMAINS)} (and a bits value needs one)")
 
 
 def _check_tensors(op: dict, spec: dict, shapes: list, tensors: dict[str, np.ndarray]) -> None:
