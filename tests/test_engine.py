@@ -49,6 +49,30 @@ def test_threads_batches_and_numpy(corpus, name):
     np.testing.assert_array_equal(onebit.Engine(blob)(x[1:2].numpy()), one[1:2])
 
 
+@pytest.mark.parametrize("isa", available_isas())
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_epilogue_fusion_is_bit_identical(corpus, name, isa, monkeypatch):
+    """Per-channel ops fused into their producer's epilogue (load time) == the same ops run one by one."""
+    x, _, blob = corpus[name]
+    with use_isa(isa):
+        fused = onebit.Engine(blob, num_threads=2)
+        monkeypatch.setenv("ONEBIT_ENGINE_FUSE", "0")
+        plain = onebit.Engine(blob, num_threads=2)
+        monkeypatch.delenv("ONEBIT_ENGINE_FUSE")
+        np.testing.assert_array_equal(fused(x.numpy()).view(np.uint32), plain(x.numpy()).view(np.uint32))
+        prof = fused.profile(x[:1])
+    assert [(k, n) for k, n, _ in prof] == [(op["op"], op["name"]) for op in fused.ops]  # graph order kept
+    assert len(prof) == len(plain.profile(x[:1]))
+
+
+def test_epilogue_fusion_happens(corpus):
+    """ReActNet blocks: the bconv2d's add + RPReLU run fused (they report 0 s; their producer the time)."""
+    x, _, blob = corpus["reactnet"]
+    prof = onebit.Engine(blob).profile(x[:1])
+    fused = [(k, s) for k, _, s in prof if k in ("add", "rprelu")]
+    assert fused and any(s == 0.0 for _, s in fused)
+
+
 def test_concurrent_calls_share_one_engine(corpus):
     x, y, blob = corpus["reactnet"]
     engine = onebit.Engine(blob)

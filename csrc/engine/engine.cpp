@@ -62,6 +62,21 @@ std::vector<float> Op::f32(const OpDef& d, const char* key, std::int64_t n, bool
   return it->second;
 }
 
+void Op::fuse(std::unique_ptr<Op> stage, int z) {
+  out_[0] = stage->outputs()[0];
+  if (z >= 0) in_.push_back(z);
+  stage_z_.push_back(z);
+  stages_.push_back(std::move(stage));
+}
+
+void Op::run_stages(const RunCtx& ctx, std::int64_t pixel, float* y, std::int64_t rows, std::int64_t ld, std::int64_t c0,
+                    std::int64_t n) const {
+  for (std::size_t k = 0; k < stages_.size(); ++k) {
+    const float* z = stage_z_[k] < 0 ? nullptr : reinterpret_cast<const float*>(ctx.ptr[stage_z_[k]]) + pixel * ld + c0;
+    stages_[k]->stage(y, z, rows, ld, c0, n);
+  }
+}
+
 void parallel_for(std::int64_t n, int num_threads, const std::function<void(int, std::int64_t, std::int64_t)>& fn) {
   ThreadPool* pool = current_pool();
   if (pool && num_threads > 1) {
@@ -123,9 +138,10 @@ Engine::Engine(GraphDef graph, int num_threads) : graph_(std::move(graph)), num_
   if (input().kind != ValueKind::kFloat || input().shape.size() != 3 || output().kind != ValueKind::kFloat) {
     throw std::invalid_argument("engine: the input must be float [C, H, W] and the output float");
   }
-  std::vector<int> def(nv, INT32_MAX), last(nv, -1);
+  std::vector<int> def(nv, INT32_MAX), last(nv, -1), readers(nv, 0);
   def[graph_.input] = -1;
   const int nops = static_cast<int>(graph_.ops.size());
+  std::vector<std::unique_ptr<engine::Op>> ops;
   for (int i = 0; i < nops; ++i) {
     const OpDef& d = graph_.ops[i];
     std::unique_ptr<engine::Op> op = engine::make_binary_op(d, graph_.values);
@@ -137,16 +153,61 @@ Engine::Engine(GraphDef graph, int num_threads) : graph_(std::move(graph)), num_
     if (!op) throw std::invalid_argument("engine: unknown op type '" + d.type + "' ('" + d.name + "')");
     for (int v : op->inputs()) {
       if (def[v] == INT32_MAX || def[v] >= i) throw std::invalid_argument("engine: op '" + d.name + "' reads an undefined value");
-      last[v] = i;
+      ++readers[v];
     }
     if (def[op->outputs()[0]] != INT32_MAX) throw std::invalid_argument("engine: value defined twice at '" + d.name + "'");
     def[op->outputs()[0]] = i;
-    last[op->outputs()[0]] = std::max(last[op->outputs()[0]], i);
-    scratch_per_thread_ = std::max(scratch_per_thread_, align_up(op->scratch_bytes()));
-    ops_.push_back(std::move(op));
+    ops.push_back(std::move(op));
   }
   if (def[graph_.output] == INT32_MAX) throw std::invalid_argument("engine: the output is never computed");
-  last[graph_.output] = nops;
+  // Epilogue fusion: a producer's float output whose only reader is a stage (op.h) -- not the graph
+  // output -- takes that stage in, and so on down the chain. The fused op runs in the place of its
+  // last stage (every operand is ready there, and nothing in between reads the chain's values); an
+  // add's other operand must have the output's shape (then z's tile is y's tile).
+  // ONEBIT_ENGINE_FUSE=0 (read at load) turns it off, to compare fused and unfused runs (tests).
+  const char* fuse_env = std::getenv("ONEBIT_ENGINE_FUSE");
+  const bool fuse = !(fuse_env && std::strcmp(fuse_env, "0") == 0);
+  std::vector<int> origin(nops);  // per slot: the graph index of the op there (its producer's when fused)
+  for (int i = 0; i < nops; ++i) origin[i] = i;
+  for (int i = 0; fuse && i < nops; ++i) {
+    if (!ops[i] || origin[i] != i || !ops[i]->accepts_stages()) continue;
+    int at = i;  // the slot the fused op will run in
+    for (;;) {
+      const int v = ops[at]->outputs()[0];
+      if (v == graph_.output || readers[v] != 1) break;
+      int j = at + 1;
+      while (j < nops && !(ops[j] && std::count(ops[j]->inputs().begin(), ops[j]->inputs().end(), v))) ++j;
+      if (j == nops || !ops[j]->is_stage() || graph_.values[ops[j]->outputs()[0]].shape != graph_.values[v].shape) break;
+      const std::vector<int>& ins = ops[j]->inputs();
+      int z = -1;
+      if (ins.size() == 2) {
+        z = ins[0] == v ? ins[1] : ins[0];
+        if (z == v || graph_.values[z].kind != ValueKind::kFloat ||
+            graph_.values[z].shape != graph_.values[v].shape)
+          break;
+      } else if (ins.size() != 1) {
+        break;
+      }
+      ops[at]->fuse(std::move(ops[j]), z);
+      ops[j] = std::move(ops[at]);
+      origin[j] = i;
+      at = j;
+    }
+  }
+  // The op list to run (graph index of each), lifetimes and the arena plan.
+  std::fill(def.begin(), def.end(), INT32_MAX);
+  def[graph_.input] = -1;
+  for (int i = 0; i < nops; ++i) {
+    if (!ops[i]) continue;
+    const int k = static_cast<int>(ops_.size());
+    for (int v : ops[i]->inputs()) last[v] = k;
+    def[ops[i]->outputs()[0]] = k;
+    last[ops[i]->outputs()[0]] = std::max(last[ops[i]->outputs()[0]], k);
+    scratch_per_thread_ = std::max(scratch_per_thread_, align_up(ops[i]->scratch_bytes()));
+    graph_index_.push_back(origin[i]);
+    ops_.push_back(std::move(ops[i]));
+  }
+  last[graph_.output] = static_cast<int>(ops_.size());
   arena_per_sample_ = plan(graph_.values, def, last, &offsets_);
   threads_ = std::make_unique<engine::ThreadPool>(num_threads_);
 }
@@ -211,11 +272,11 @@ void Engine::run(const float* in, std::int64_t batch, float* out, std::vector<do
     }
   }
   if (op_seconds) {
-    op_seconds->assign(ops_.size(), 0.0);
+    op_seconds->assign(graph_.ops.size(), 0.0);  // an op fused into another reports 0 (its time is the producer's)
     for (std::size_t i = 0; i < ops_.size(); ++i) {
       const auto t0 = std::chrono::steady_clock::now();
       ops_[i]->run(ctx);
-      (*op_seconds)[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      (*op_seconds)[graph_index_[i]] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }
   } else {
     for (const auto& op : ops_) op->run(ctx);

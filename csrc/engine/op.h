@@ -50,7 +50,29 @@ class Op {
   const std::vector<int>& inputs() const { return in_; }
   const std::vector<int>& outputs() const { return out_; }
 
+  // Epilogue fusion (Engine::Engine, at load; docs/architecture.md). A *stage* is a per-channel
+  // elementwise float op (affine, relu, hardtanh, prelu, rprelu, add) that can run in place on a
+  // tile of rows x n floats (row stride ld, channels [c0, c0 + n)) of its input: y = f(y[, z]),
+  // z the same tile of its second operand (add). A *producer* (bconv2d with float output, conv2d)
+  // runs the stages fused into it, in order, on each tile of its output right after computing it,
+  // with the same float operations as the unfused ops (bit-identical results).
+  virtual bool is_stage() const { return false; }
+  virtual void stage(float* /*y*/, const float* /*z*/, std::int64_t /*rows*/, std::int64_t /*ld*/, std::int64_t /*c0*/,
+                     std::int64_t /*n*/) const {}
+  virtual bool accepts_stages() const { return false; }
+  // Append `stage` (reading the current output and, for add, value z >= 0): this op then writes the
+  // stage's output value and reads z too.
+  void fuse(std::unique_ptr<Op> stage, int z);
+  std::size_t fused_stages() const { return stages_.size(); }
+
  protected:
+  // The fused stages on a tile of this op's output: rows starting at flat pixel `pixel` (sample-major
+  // over the batch), channels [c0, c0 + n), y = the tile's first element, row stride ld.
+  void run_stages(const RunCtx& ctx, std::int64_t pixel, float* y, std::int64_t rows, std::int64_t ld, std::int64_t c0,
+                  std::int64_t n) const;
+  std::vector<std::unique_ptr<Op>> stages_;
+  std::vector<int> stage_z_;  // per stage: the second operand's value, or -1
+
   [[noreturn]] void fail(const std::string& msg) const {
     throw std::invalid_argument("engine: op " + type_ + " '" + name_ + "': " + msg);
   }
@@ -65,6 +87,18 @@ class Op {
   std::vector<int> in_, out_;
   ValueDef x_, y_;  // first input, output
 };
+
+// Per-channel elementwise float loops (ops_float.cpp), vectorized for the active ISA; the same float
+// operations whatever the ISA. rows x n floats (row stride ld) of x [and z] -> y (y may be x).
+enum EwKind { kAffine, kAffineFma, kRelu, kHardtanh, kPrelu, kRprelu, kAdd };
+struct EwParams {
+  EwKind kind;
+  const float *a, *b, *s;  // per channel, offset to the tile's first channel (affine: scale, shift;
+                           // prelu: slope; rprelu: slope, shift_in, shift_out)
+  float lo, hi;            // hardtanh
+};
+void ew_apply(const EwParams& p, const float* x, const float* z, float* y, std::int64_t rows, std::int64_t ld,
+              std::int64_t n);
 
 // Factories (ops_float.cpp, ops_binary.cpp); nullptr when the type is not theirs.
 std::unique_ptr<Op> make_float_op(const OpDef& def, const std::vector<ValueDef>& values);

@@ -39,11 +39,7 @@ struct Transform {
   // `rows` rows of `n` floats (row stride ld) for channels [c0, c0 + n): the BN stage in place.
   void bn_stage(float* y, std::int64_t rows, std::int64_t n, std::int64_t ld, std::int64_t c0) const {
     if (!bn) return;
-    const float* s = bn_scale.data() + c0;
-    const float* b = bn_shift.data() + c0;
-    for (std::int64_t r = 0; r < rows; ++r, y += ld) {
-      for (std::int64_t j = 0; j < n; ++j) y[j] = std::fma(y[j], s[j], b[j]);
-    }
+    ew_apply(EwParams{kAffineFma, bn_scale.data() + c0, bn_shift.data() + c0, nullptr, 0, 0}, y, nullptr, y, rows, ld, n);
   }
 };
 
@@ -129,6 +125,7 @@ class BConv2d final : public BinaryBase {
     regroup_ = a.groups > 1 && (a.in_channels / a.groups) % kWordBits != 0;
   }
   std::int64_t scratch_bytes() const override { return regroup_ ? x_.pixels() * args_.groups * words_for(x_.c() / args_.groups) * 8 : 0; }
+  bool accepts_stages() const override { return !t_.bits; }
 
   void run(const RunCtx& ctx) const override {
     const auto& kern = select_kernel(bconv2d_kernels());
@@ -151,8 +148,21 @@ class BConv2d final : public BinaryBase {
     Bconv2dArgs a = args_;
     a.x = x, a.batch = batch, a.pixel_begin = p0, a.pixel_end = p1;
     a.output.out = ctx.ptr[out_[0]] + n0 * y_.bytes();
+    // Float output: the BN stage and the fused stages on each block of rows the kernel finishes.
+    const Epilogue e{this, &ctx, n0 * y_.pixels()};
+    if (!t_.bits && (t_.bn || !stages_.empty())) a.output.epilogue = &epilogue, a.output.epilogue_ctx = &e;
     fn(a);
-    if (!t_.bits) t_.bn_stage(static_cast<float*>(a.output.out) + p0 * y_.c(), p1 - p0, y_.c(), y_.c(), 0);
+  }
+  struct Epilogue {
+    const BConv2d* op;
+    const RunCtx* ctx;
+    std::int64_t pixel0;  // flat batch pixel of the call's pixel 0
+  };
+  static void epilogue(const void* p, float* y, std::int64_t first, std::int64_t rows) {
+    const auto& e = *static_cast<const Epilogue*>(p);
+    const std::int64_t c = e.op->y_.c();
+    e.op->t_.bn_stage(y, rows, c, c, 0);
+    e.op->run_stages(*e.ctx, e.pixel0 + first, y, rows, c, 0, c);
   }
 
   void regroup(const word_t* x, word_t* out) const {

@@ -17,16 +17,125 @@
 #include <limits>
 
 #include "float_gemm.h"
+#include "onebit/isa.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #include "op.h"
 
 namespace onebit::engine {
 namespace {
 
-// Per-pixel elementwise ops with per-channel parameters: channel = index % C.
+// Per-pixel elementwise ops with per-channel parameters: channel = index % C. The loops are compiled
+// twice, plain (SSE2) and for AVX2 + FMA (a target attribute; taken when the active ISA is AVX2 or
+// higher); both do the same float operations in the same order, so the results are identical (an
+// FMA instruction and std::fma round once, the same way). `#pragma GCC ivdep`: each element depends
+// on its own inputs only, so in-place calls (x == y: fused stages) vectorize too.
+
+#define ONEBIT_EW_LOOP(expr)                                                             \
+  for (std::int64_t r = 0; r < rows; ++r) {                                              \
+    const float* xr = x + r * ld;                                                        \
+    const float* zr = z ? z + r * ld : nullptr;                                          \
+    float* yr = y + r * ld;                                                              \
+    _Pragma("GCC ivdep") for (std::int64_t ch = 0; ch < n; ++ch) yr[ch] = (expr);        \
+    (void)zr;                                                                            \
+  }
+
+template <EwKind K>
+[[gnu::always_inline]] inline void ew_loop(const EwParams& p, const float* x, const float* z, float* y,
+                                           std::int64_t rows, std::int64_t ld, std::int64_t n) {
+  const float *a = p.a, *b = p.b, *s = p.s;
+  const float lo = p.lo, hi = p.hi;
+  (void)a, (void)b, (void)s, (void)lo, (void)hi;
+  if constexpr (K == kAdd) {
+    ONEBIT_EW_LOOP(xr[ch] + zr[ch])
+  } else if constexpr (K == kAffine) {
+    ONEBIT_EW_LOOP(xr[ch] * a[ch] + b[ch])
+  } else if constexpr (K == kAffineFma) {
+    ONEBIT_EW_LOOP(std::fma(xr[ch], a[ch], b[ch]))
+  } else if constexpr (K == kRelu) {  // NaN -> 0 differs from torch; NaN never reaches a model here
+    ONEBIT_EW_LOOP(xr[ch] > 0.0f ? xr[ch] : 0.0f)
+  } else if constexpr (K == kHardtanh) {
+    ONEBIT_EW_LOOP(std::min(std::max(xr[ch], lo), hi))
+  } else if constexpr (K == kPrelu) {
+    // Both sides computed, then a select: no load under a branch, so the loop vectorizes (a scalar
+    // loop branches on the sign, mispredicted half the time). Same values.
+    ONEBIT_EW_LOOP(({ const float v = xr[ch], m = a[ch] * v; v > 0.0f ? v : m; }))
+  } else {  // rprelu: prelu(x - shift_in) + shift_out
+    ONEBIT_EW_LOOP(({ const float t = xr[ch] - b[ch], m = a[ch] * t; (t > 0.0f ? t : m) + s[ch]; }))
+  }
+}
+#undef ONEBIT_EW_LOOP
+
+[[gnu::always_inline]] inline void ew_switch(const EwParams& p, const float* x, const float* z, float* y,
+                                             std::int64_t rows, std::int64_t ld, std::int64_t n) {
+  switch (p.kind) {
+    case kAdd: return ew_loop<kAdd>(p, x, z, y, rows, ld, n);
+    case kAffine: return ew_loop<kAffine>(p, x, z, y, rows, ld, n);
+    case kAffineFma: return ew_loop<kAffineFma>(p, x, z, y, rows, ld, n);
+    case kRelu: return ew_loop<kRelu>(p, x, z, y, rows, ld, n);
+    case kHardtanh: return ew_loop<kHardtanh>(p, x, z, y, rows, ld, n);
+    case kPrelu: return ew_loop<kPrelu>(p, x, z, y, rows, ld, n);
+    default: return ew_loop<kRprelu>(p, x, z, y, rows, ld, n);
+  }
+}
+
+void ew_plain(const EwParams& p, const float* x, const float* z, float* y, std::int64_t rows, std::int64_t ld,
+              std::int64_t n) {
+  ew_switch(p, x, z, y, rows, ld, n);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+// prelu / rprelu by hand: GCC does not if-convert the select (it stays a branch on the sign, which
+// mispredicts). t = x - shift_in (rprelu), r = t > 0 ? t : slope * t (ordered compare: NaN -> slope * t,
+// as the C++ expression), + shift_out (rprelu): the same operations as the scalar tail.
+template <bool R>
+[[gnu::target("avx2,fma"), gnu::always_inline]] inline void prelu_avx2(const EwParams& p, const float* x, float* y,
+                                                                       std::int64_t rows, std::int64_t ld, std::int64_t n) {
+  const __m256 zero = _mm256_setzero_ps();
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ld;
+    float* yr = y + r * ld;
+    std::int64_t ch = 0;
+    for (; ch + 8 <= n; ch += 8) {
+      __m256 t = _mm256_loadu_ps(xr + ch);
+      if (R) t = _mm256_sub_ps(t, _mm256_loadu_ps(p.b + ch));
+      const __m256 m = _mm256_mul_ps(_mm256_loadu_ps(p.a + ch), t);
+      __m256 v = _mm256_blendv_ps(m, t, _mm256_cmp_ps(t, zero, _CMP_GT_OQ));
+      if (R) v = _mm256_add_ps(v, _mm256_loadu_ps(p.s + ch));
+      _mm256_storeu_ps(yr + ch, v);
+    }
+    for (; ch < n; ++ch) {
+      const float t = R ? xr[ch] - p.b[ch] : xr[ch], m = p.a[ch] * t;
+      yr[ch] = R ? (t > 0.0f ? t : m) + p.s[ch] : (t > 0.0f ? t : m);
+    }
+  }
+}
+
+[[gnu::target("avx2,fma")]] void ew_avx2(const EwParams& p, const float* x, const float* z, float* y,
+                                         std::int64_t rows, std::int64_t ld, std::int64_t n) {
+  if (p.kind == kPrelu) return prelu_avx2<false>(p, x, y, rows, ld, n);
+  if (p.kind == kRprelu) return prelu_avx2<true>(p, x, y, rows, ld, n);
+  ew_switch(p, x, z, y, rows, ld, n);
+}
+#endif
+
+}  // namespace
+
+void ew_apply(const EwParams& p, const float* x, const float* z, float* y, std::int64_t rows, std::int64_t ld,
+              std::int64_t n) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (active_isa() >= Isa::kAvx2) return ew_avx2(p, x, z, y, rows, ld, n);
+#endif
+  ew_plain(p, x, z, y, rows, ld, n);
+}
+
+namespace {
+
 class Elementwise final : public Op {
  public:
-  enum Kind { kAffine, kRelu, kHardtanh, kPrelu, kRprelu, kAdd };
   Elementwise(const OpDef& d, const std::vector<ValueDef>& v) : Op(d, v) {
     const std::int64_t c = x_.c();
     kind_ = type_ == "affine" ? kAffine : type_ == "relu" ? kRelu : type_ == "hardtanh" ? kHardtanh
@@ -34,7 +143,7 @@ class Elementwise final : public Op {
     if (type_ == "affine") {
       a_ = f32(d, "scale", c);
       b_ = f32(d, "shift", c);
-      fma_ = int_attr(d, "fma") != 0;
+      if (int_attr(d, "fma") != 0) kind_ = kAffineFma;
     } else if (type_ == "prelu") {
       a_ = f32(d, "slope", c);
     } else if (type_ == "rprelu") {
@@ -47,58 +156,31 @@ class Elementwise final : public Op {
     }
   }
   void run(const RunCtx& ctx) const override {
-    ctx.parallel_for(ctx.batch * x_.pixels(), [&](int, std::int64_t p0, std::int64_t p1) { rows(ctx, p0, p1); });
+    const std::int64_t c = x_.c();
+    const float* x = reinterpret_cast<const float*>(ctx.ptr[in_[0]]);
+    const float* z = kind_ == kAdd ? reinterpret_cast<const float*>(ctx.ptr[in_[1]]) : nullptr;
+    float* y = reinterpret_cast<float*>(ctx.ptr[out_[0]]);
+    const EwParams p = params(0);
+    ctx.parallel_for(ctx.batch * x_.pixels(), [&](int, std::int64_t p0, std::int64_t p1) {
+      // Rows of C contiguous floats; one flat run of (p1 - p0) * C when nothing is per channel.
+      const bool flat = kind_ == kAdd || kind_ == kRelu || kind_ == kHardtanh;
+      const std::int64_t rows = flat ? 1 : p1 - p0, n = flat ? (p1 - p0) * c : c;
+      ew_apply(p, x + p0 * c, z ? z + p0 * c : nullptr, y + p0 * c, rows, c, n);
+    });
+  }
+  bool is_stage() const override { return true; }
+  void stage(float* y, const float* z, std::int64_t rows, std::int64_t ld, std::int64_t c0, std::int64_t n) const override {
+    ew_apply(params(c0), y, z, y, rows, ld, n);
   }
 
  private:
-  // Pixels [p0, p1) of the batch: channel ch of pixel p is element p * C + ch.
-  void rows(const RunCtx& ctx, std::int64_t p0, std::int64_t p1) const {
-    const std::int64_t c = x_.c();
-    const float* x = reinterpret_cast<const float*>(ctx.ptr[in_[0]]) + p0 * c;
-    float* y = reinterpret_cast<float*>(ctx.ptr[out_[0]]) + p0 * c;
-    const std::int64_t n = (p1 - p0) * c;
-    if (kind_ == kAdd) {
-      const float* z = reinterpret_cast<const float*>(ctx.ptr[in_[1]]) + p0 * c;
-      for (std::int64_t i = 0; i < n; ++i) y[i] = x[i] + z[i];
-      return;
-    }
-    // One loop per kind (the switch outside), channel innermost: each loop vectorizes.
-    const std::int64_t pixels = p1 - p0;
-    const float *a = a_.data(), *b = b_.data(), *so = s_.data();
-    switch (kind_) {
-      case kAffine:
-        if (fma_) {
-          for_each(x, y, pixels, c, [=](float v, std::int64_t ch) { return std::fma(v, a[ch], b[ch]); });
-        } else {
-          for_each(x, y, pixels, c, [=](float v, std::int64_t ch) { return v * a[ch] + b[ch]; });
-        }
-        break;
-      case kRelu:  // NaN -> 0 differs from torch; NaN never reaches a model here
-        for_each(x, y, pixels, c, [](float v, std::int64_t) { return v > 0.0f ? v : 0.0f; });
-        break;
-      case kHardtanh:
-        for_each(x, y, pixels, c, [lo = lo_, hi = hi_](float v, std::int64_t) { return std::min(std::max(v, lo), hi); });
-        break;
-      case kPrelu:
-        for_each(x, y, pixels, c, [=](float v, std::int64_t ch) { return v > 0.0f ? v : a[ch] * v; });
-        break;
-      default:  // rprelu: prelu(x - shift_in) + shift_out
-        for_each(x, y, pixels, c, [=](float v, std::int64_t ch) {
-          const float t = v - b[ch];
-          return (t > 0.0f ? t : a[ch] * t) + so[ch];
-        });
-    }
-  }
-  template <class F>
-  static void for_each(const float* x, float* y, std::int64_t pixels, std::int64_t c, F f) {
-    for (std::int64_t p = 0; p < pixels; ++p, x += c, y += c) {
-      for (std::int64_t ch = 0; ch < c; ++ch) y[ch] = f(x[ch], ch);
-    }
+  EwParams params(std::int64_t c0) const {
+    return EwParams{kind_, a_.empty() ? nullptr : a_.data() + c0, b_.empty() ? nullptr : b_.data() + c0,
+                    s_.empty() ? nullptr : s_.data() + c0, lo_, hi_};
   }
 
-  Kind kind_;
+  EwKind kind_;
   std::vector<float> a_, b_, s_;
-  bool fma_ = false;
   float lo_ = 0, hi_ = 0;
 };
 
@@ -138,6 +220,7 @@ class Conv2d final : public Op {
     ctiles_ = (cout_g_ + cols_ - 1) / cols_;
   }
   std::int64_t scratch_bytes() const override { return direct_ ? 0 : rows_ * kdim_ * 4; }
+  bool accepts_stages() const override { return true; }
 
   void run(const RunCtx& ctx) const override {
     const std::int64_t per_sample = ptiles_ * g_ * ctiles_;
@@ -166,12 +249,21 @@ class Conv2d final : public Op {
     for (std::int64_t r = 0; r < rows; ++r) {
       for (std::int64_t j = 0; j < cols; ++j) y[r * cout_ + j] += bias_[c0 + j];
     }
+    run_stages(ctx, n * y_.pixels() + p0, y, rows, cout_, c0, cols);
   }
 
   void im2col(const float* x, std::int64_t g, std::int64_t p, float* row) const {
     const std::int64_t oh = p / y_.w(), ow = p % y_.w(), cin = x_.c();
+    const std::int64_t iw0 = ow * s_[1] - pl_, iw1 = iw0 + (k_[1] - 1) * dil_[1];
+    // One group, dilation 1, the window's row inside the image: its kw taps are one contiguous run.
+    const bool run = g_ == 1 && dil_[1] == 1 && iw0 >= 0 && iw1 < x_.w();
     for (std::int64_t kh = 0; kh < k_[0]; ++kh) {
       const std::int64_t ih = oh * s_[0] - pt_ + kh * dil_[0];
+      if (run && ih >= 0 && ih < x_.h()) {
+        std::memcpy(row, x + (ih * x_.w() + iw0) * cin, k_[1] * cin * sizeof(float));
+        row += k_[1] * cin;
+        continue;
+      }
       for (std::int64_t kw = 0; kw < k_[1]; ++kw, row += cin_g_) {
         const std::int64_t iw = ow * s_[1] - pl_ + kw * dil_[1];
         if (ih < 0 || ih >= x_.h() || iw < 0 || iw >= x_.w()) {

@@ -52,7 +52,8 @@ class Engine {
 
   GraphDef graph_;
   int num_threads_;
-  std::vector<std::unique_ptr<engine::Op>> ops_;
+  std::vector<std::unique_ptr<engine::Op>> ops_;  // after epilogue fusion (fewer than graph_.ops)
+  std::vector<int> graph_index_;                   // per op of ops_: its index in graph_.ops
   std::unique_ptr<engine::ThreadPool> threads_;
   std::vector<std::int64_t> offsets_;  // per-sample byte offset of every value in the arena
   std::int64_t arena_per_sample_ = 0;

@@ -60,6 +60,11 @@ struct OutputTransform {
   const std::int32_t* threshold = nullptr;  // kBits: one per channel
   const std::uint8_t* flip = nullptr;   // kBits: one per channel (0 or 1), or nullptr (all 0)
   std::int64_t out_groups = 1;          // kBits: word-aligned groups of the packed output
+  // kFloat, optional: called on every block of finished float rows while it is still in cache,
+  // epilogue(epilogue_ctx, rows_out, first_pixel, rows) with rows_out = out + first_pixel * channels
+  // (the engine's fused per-channel ops; it may rewrite the rows in place). nullptr: none.
+  void (*epilogue)(const void* ctx, float* rows_out, std::int64_t first_pixel, std::int64_t rows) = nullptr;
+  const void* epilogue_ctx = nullptr;
 };
 
 // acc2bits: rows x channels int32 (row r at acc + r * ld_acc) -> bits (as above), row r at

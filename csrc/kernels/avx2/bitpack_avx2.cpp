@@ -36,13 +36,25 @@ void pack_segment(const float* x, const float* t, std::int64_t channels, word_t*
     out[w] = pack_full_word<kPredicate>(x + w * kWordBits, t ? t + w * kWordBits : nullptr);
   }
   if (tail) {
-    alignas(32) float xbuf[kWordBits];
-    alignas(32) float tbuf[kWordBits];
-    std::memset(xbuf, 0, sizeof(xbuf));
-    std::memset(tbuf, 0, sizeof(tbuf));
-    std::memcpy(xbuf, x + full * kWordBits, sizeof(float) * tail);
-    if (t) std::memcpy(tbuf, t + full * kWordBits, sizeof(float) * tail);
-    out[full] = pack_full_word<kPredicate>(xbuf, tbuf);
+    // The last word: whole groups of 8 floats, then a masked load of the rest (masked-off lanes read
+    // as 0 for both x and the threshold, so their bits are 0 for either predicate, as padding must be).
+    const float* xt = x + full * kWordBits;
+    const float* tt = t ? t + full * kWordBits : nullptr;
+    word_t w = 0;
+    int g = 0;
+    for (; 8 * g + 8 <= tail; ++g) {
+      const __m256 v = _mm256_loadu_ps(xt + 8 * g);
+      const __m256 th = tt ? _mm256_loadu_ps(tt + 8 * g) : _mm256_setzero_ps();
+      w |= static_cast<word_t>(static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(v, th, kPredicate)))) << (8 * g);
+    }
+    if (const int rest = tail - 8 * g) {
+      const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+      const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest), lane);
+      const __m256 v = _mm256_maskload_ps(xt + 8 * g, mask);
+      const __m256 th = tt ? _mm256_maskload_ps(tt + 8 * g, mask) : _mm256_setzero_ps();
+      w |= static_cast<word_t>(static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(v, th, kPredicate)))) << (8 * g);
+    }
+    out[full] = w;
   }
 }
 

@@ -185,8 +185,9 @@ void fix_block(const Bconv2dArgs& a, const Plan& p, std::int64_t p0, std::int64_
 void write_block(const Bconv2dArgs& a, std::int64_t p0, std::int64_t rows, const std::int32_t* acc, Acc2BitsFn to_bits) {
   const OutputTransform& t = a.output;
   if (t.kind == OutputKind::kFloat) {
-    acc2float(acc, rows, a.out_channels, a.out_channels, t.multiplier, t.bias,
-              static_cast<float*>(t.out) + p0 * a.out_channels);
+    float* out = static_cast<float*>(t.out) + p0 * a.out_channels;
+    acc2float(acc, rows, a.out_channels, a.out_channels, t.multiplier, t.bias, out);
+    if (t.epilogue) t.epilogue(t.epilogue_ctx, out, p0, rows);
   } else if (t.kind == OutputKind::kBits) {
     word_t* out = static_cast<word_t*>(t.out) + p0 * grouped_words(a.out_channels, t.out_groups);
     to_bits(Acc2BitsArgs{acc, rows, a.out_channels, a.out_channels, t.threshold, t.flip, t.out_groups, out});

@@ -47,6 +47,7 @@ void write_output(const OutputTransform& t, std::int64_t pixel, std::int64_t cha
       const float scaled = static_cast<float>(acc[c]) * t.multiplier[c];
       out[c] = scaled + (t.bias ? t.bias[c] : 0.0f);
     }
+    if (t.epilogue) t.epilogue(t.epilogue_ctx, out, pixel, 1);
   } else {
     const std::int64_t cg = channels / t.out_groups, wg = words_for(cg), words = t.out_groups * wg;
     word_t* out = static_cast<word_t*>(t.out) + pixel * words;
