@@ -8,6 +8,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .summary import ModelSummary, summary
 from . import export
 from .engine import Engine
+from .pack import pack_
 
 export_model = export.export  # onebit.export stays the subpackage; onebit.export.export(model, x) -> bytes
 
@@ -29,6 +30,7 @@ __all__ = [
     "methods",
     "models",
     "nn",
+    "pack_",
     "quantizers",
     "regularizers",
     "save_checkpoint",
