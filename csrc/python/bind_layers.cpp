@@ -34,17 +34,6 @@ using Pair = std::pair<std::int64_t, std::int64_t>;
 
 std::string str(std::int64_t v) { return std::to_string(v); }
 
-template <class Args>
-const Kernel<Args>& pick(const std::vector<Kernel<Args>>& table, const std::string& variant) {
-  if (variant.empty()) return select_kernel(table);
-  const Kernel<Args>* k = find_kernel(table, variant);
-  if (!k) throw std::invalid_argument("unknown kernel variant '" + variant + "'");
-  if (!isa_supported(k->isa)) {
-    throw std::runtime_error("kernel variant '" + variant + "' needs ISA " + isa_name(k->isa) +
-                             ", which this CPU does not support");
-  }
-  return *k;
-}
 
 // A per-channel vector argument (or None when optional): its data, after checking its length.
 template <class Vec>
@@ -158,7 +147,7 @@ std::string bconv2d(Words4 x, Words4 weight, AnyOut out, std::int64_t in_channel
     a.pixel_begin = r.first;
     a.pixel_end = r.second;
   }
-  const auto& k = pick(bconv2d_kernels(), variant);
+  const auto& k = pick_kernel(bconv2d_kernels(), variant);
   {
     nb::gil_scoped_release release;
     k.fn(a);
@@ -175,7 +164,7 @@ std::string acc2bits(Int32Rows acc, OutWordRows out, nb::object threshold, nb::o
   }
   Acc2BitsArgs a{acc.data(), rows, c, c, vec_arg<Int32Vec>(threshold, c, "acc2bits", "threshold", true),
                  vec_arg<Uint8Vec>(flip, c, "acc2bits", "flip", false), groups, out.data()};
-  const auto& k = pick(acc2bits_kernels(), variant);
+  const auto& k = pick_kernel(acc2bits_kernels(), variant);
   {
     nb::gil_scoped_release release;
     k.fn(a);
@@ -230,7 +219,7 @@ std::string bmaxpool(Words4 x, OutWords4 out, Pair kernel, Pair stride, Pair pad
   if (dim(out, 0) != a.batch || dim(out, 1) != oh || dim(out, 2) != ow || dim(out, 3) != a.words) {
     fail("bmaxpool", "out must have shape (" + str(a.batch) + ", " + str(oh) + ", " + str(ow) + ", " + str(a.words) + ")");
   }
-  const auto& k = pick(bmaxpool_kernels(), variant);
+  const auto& k = pick_kernel(bmaxpool_kernels(), variant);
   {
     nb::gil_scoped_release release;
     k.fn(a);

@@ -32,18 +32,6 @@ Isa parse_isa(const std::string& name) {
   return isa;
 }
 
-// An empty name selects by dispatch; otherwise the named variant, which must be runnable here.
-template <class Args>
-const Kernel<Args>& pick(const std::vector<Kernel<Args>>& table, const std::string& variant) {
-  if (variant.empty()) return select_kernel(table);
-  const Kernel<Args>* k = find_kernel(table, variant);
-  if (!k) throw std::invalid_argument("unknown kernel variant '" + variant + "'");
-  if (!isa_supported(k->isa)) {
-    throw std::runtime_error("kernel variant '" + variant + "' needs ISA " + isa_name(k->isa) +
-                             ", which this CPU does not support");
-  }
-  return *k;
-}
 
 template <class Args>
 std::vector<std::tuple<std::string, std::string, bool>> describe(const std::vector<Kernel<Args>>& t) {
@@ -73,7 +61,7 @@ std::string bitpack(FloatRows x, WordRows out, nb::object thresholds, int mode, 
     }
     t = tv.data();
   }
-  const auto& k = pick(bitpack_kernels(), variant);
+  const auto& k = pick_kernel(bitpack_kernels(), variant);
   BitpackArgs args{x.data(), t, rows, channels, static_cast<PackMode>(mode), out.data(), groups};
   {
     nb::gil_scoped_release release;
@@ -121,7 +109,7 @@ std::string bgemm(ConstWordRows a, ConstWordRows b, Int32Rows out, std::int64_t 
   }
   check_padding_bits(a, k, "a");
   check_padding_bits(b, k, "b");
-  const auto& kern = pick(bgemm_kernels(), variant);
+  const auto& kern = pick_kernel(bgemm_kernels(), variant);
   BgemmArgs args{a.data(), b.data(), m, n, k, kw, kw, static_cast<BgemmMode>(mode), out.data(), n};
   {
     nb::gil_scoped_release release;

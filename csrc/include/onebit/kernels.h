@@ -1,6 +1,7 @@
 // Kernel declarations and per-op dispatch tables, generated from kernels/kernels.inc.
 #pragma once
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,20 @@ const Kernel<Args>* find_kernel(const std::vector<Kernel<Args>>& table, const st
     if (name == k.variant) return &k;
   }
   return nullptr;
+}
+
+// An empty name selects by dispatch; otherwise the named variant, which must exist and be runnable
+// on this CPU (std::invalid_argument / std::runtime_error otherwise). Used by the Python bindings.
+template <class Args>
+const Kernel<Args>& pick_kernel(const std::vector<Kernel<Args>>& table, const std::string& variant) {
+  if (variant.empty()) return select_kernel(table);
+  const Kernel<Args>* k = find_kernel(table, variant);
+  if (!k) throw std::invalid_argument("unknown kernel variant '" + variant + "'");
+  if (!isa_supported(k->isa)) {
+    throw std::runtime_error("kernel variant '" + variant + "' needs ISA " + isa_name(k->isa) +
+                             ", which this CPU does not support");
+  }
+  return *k;
 }
 
 }  // namespace onebit
