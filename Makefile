@@ -9,8 +9,11 @@ setup:
 demo: setup
 	$(PY) -m onebit.demo
 
+# The fast tier, then a short sanitizer run (ASan + UBSan build of the extension in .venv-asan /
+# build/asan; the binary conv kernels and the engine tests; ~3 min from scratch). make test-asan: all kernels.
 test: setup
 	$(PY) -m pytest -q
+	ONEBIT_ASAN_TESTS="tests/kernels/test_bconv2d.py tests/test_engine.py" bash scripts/test_asan.sh
 
 test-slow: setup
 	$(PY) -m pytest -q -m "slow or not slow"
