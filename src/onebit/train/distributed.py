@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -65,6 +66,12 @@ def distributed(device: str = "auto") -> Iterator[DistInfo]:
             yield DistInfo(device=dev)
     finally:
         if owns:
+            # Tear down together: a rank that destroys its gloo group while a peer is still using the
+            # connection can make the peer's gloo thread abort ("terminate called without an active
+            # exception", seen once in CI). The barrier is skipped when unwinding from an error, where a
+            # peer may never arrive.
+            if sys.exc_info()[0] is None:
+                dist.barrier()
             dist.destroy_process_group()
 
 
