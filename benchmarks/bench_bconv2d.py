@@ -15,27 +15,17 @@ bgemm alone on an im2col-sized matrix: layer overhead = everything that is not t
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
 
 from onebit import _C, kernels
+from onebit.timing import best_seconds
 
 ROOFLINE = 1.21e12  # binary MAC/s per core
 SHAPES = [(56, 64), (28, 128), (14, 256), (7, 512)]  # (H = W, C_in = C_out)
 MODES = {"xor": 0, "and": 1}
 
-
-def best_time(fn, repeats: int, rounds: int = 7) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            fn()
-        best = min(best, (time.perf_counter() - start) / repeats)
-    return best
 
 
 def layer(hw: int, c: int, mode: str, gen: torch.Generator):
@@ -66,7 +56,7 @@ def main() -> None:
         x, w, xp, wp = layer(hw, c, args.mode, gen)
         macs = hw * hw * c * 9 * c
         xt = x.permute(0, 3, 1, 2).contiguous()
-        t_torch = best_time(lambda: F.conv2d(xt, w, padding=1), max(1, args.repeats // 4), rounds=5)
+        t_torch = best_seconds(lambda: F.conv2d(xt, w, padding=1), max(1, args.repeats // 4), rounds=5)
         print(f"{hw}x{hw}x{c}: torch fp32 {t_torch * 1e6:8.1f} us ({macs / t_torch / 1e9:5.1f} G MAC/s)")
         # The bgemm alone on an im2col-sized matrix (M x N x K = OH*OW x C_out x 9*C_in): what the
         # layer would cost if im2col, corrections and the output transform were free.
@@ -86,9 +76,9 @@ def main() -> None:
                     _C.bconv2d(xp, wp, out, c, (1, 1), (1, 1), (1, 1), 1, MODES[args.mode], args.pad_value,
                                variant=variant, **extra)
 
-                t = best_time(run, args.repeats)
+                t = best_seconds(run, args.repeats)
                 gemm = variant.removeprefix("im2col_")
-                t_gemm = best_time(lambda: _C.bgemm(a, wp.reshape(c, -1), gemm_out, 9 * c, MODES[args.mode], gemm),
+                t_gemm = best_seconds(lambda: _C.bgemm(a, wp.reshape(c, -1), gemm_out, 9 * c, MODES[args.mode], gemm),
                                    args.repeats)
                 rate = macs / t
                 print(f"  {variant:>26} -> {kind:<5} {t * 1e6:8.1f} us {rate / 1e9:6.0f} G {rate / ROOFLINE:5.1%} "

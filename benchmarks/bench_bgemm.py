@@ -13,36 +13,18 @@ against ~7 us for torch tensors (DLPack export), which would be 5% of the fastes
 from __future__ import annotations
 
 import argparse
-import platform
-import time
 
 import torch
 
 from onebit import _C, kernels
 from onebit.bitpack import words_for
+from onebit.timing import best_seconds, cpu_name
 
 ROOFLINE = 1.21e12  # binary MAC/s per core
 SHAPES = [(3136, 64, 576), (784, 128, 1152), (196, 256, 2304), (49, 512, 4608)]
 MODES = {"xor": 0, "and": 1}
 
 
-def best_time(fn, repeats: int, rounds: int = 7) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            fn()
-        best = min(best, (time.perf_counter() - start) / repeats)
-    return best
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor()
 
 
 def random_rows(rows: int, k: int, gen: torch.Generator) -> torch.Tensor:
@@ -75,7 +57,7 @@ def main() -> None:
         cells = []
         for v in variants:
             reps = 1 if v == "reference" else args.repeats
-            t = best_time(lambda: _C.bgemm(a, b, out, k, MODES[args.mode], v), reps,
+            t = best_seconds(lambda: _C.bgemm(a, b, out, k, MODES[args.mode], v), reps,
                           rounds=1 if v == "reference" else 7)
             rate = m * n * k / t
             cells.append(f"{t * 1e6:8.1f}us {rate / 1e9:5.0f}G {rate / ROOFLINE:4.0%}")

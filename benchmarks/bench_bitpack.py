@@ -9,34 +9,16 @@ the figure of merit is input GB/s (4 bytes per float read).
 from __future__ import annotations
 
 import argparse
-import platform
-import time
 
 import torch
 
 from onebit import _C, bitpack, kernels
 from onebit.bitpack import MODES, words_for
+from onebit.timing import best_seconds, cpu_name
 
 SHAPES = [(56 * 56, 64), (28 * 28, 128), (14 * 14, 256), (7 * 7, 512), (1, 4608)]
 
 
-def best_time(fn, repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            fn()
-        best = min(best, (time.perf_counter() - start) / repeats)
-    return best
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor()
 
 
 def main() -> None:
@@ -52,9 +34,9 @@ def main() -> None:
         out = torch.empty(rows, words_for(channels), dtype=torch.uint64)
         gbs = {}
         for v in variants:
-            t = best_time(lambda: _C.bitpack(x, out, None, MODES["sign"], v), args.repeats)
+            t = best_seconds(lambda: _C.bitpack(x, out, None, MODES["sign"], v), args.repeats, rounds=5)
             gbs[v] = (t, x.numel() * 4 / t / 1e9)
-        t_torch = best_time(lambda: bitpack.pack(x), max(1, args.repeats // 20))
+        t_torch = best_seconds(lambda: bitpack.pack(x), max(1, args.repeats // 20), rounds=5)
         best = min(t for t, _ in gbs.values())
         cells = " ".join(f"{t * 1e6:7.2f}us {g:5.1f}GB/s" for t, g in gbs.values())
         print(f"{rows:>6}x{channels:<5} {cells} {t_torch * 1e6:9.1f}us       {t_torch / best:9.0f}x")
