@@ -7,7 +7,8 @@
     python scripts/fuzz_model_files.py --seed 0 --start 4711 --cases 1     # replay one case
 
 Seeds: the built-in set (``onebit.export.fuzz.builtin_seeds``), exports of small models when
-``onebit.export.export`` exists, and ``--seed-file`` files. Prints the cases run, the errors by
+``onebit.export.export`` exists (plain BNNs, zoo models, and tiny zoo models binarized with each
+method, which hold the method ops: ``onebit.export.fuzz.METHOD_MODELS``), and ``--seed-file`` files. Prints the cases run, the errors by
 kind and every contract failure ("crash"); failing inputs go to ``--crash-dir``. Exit status 1
 when anything failed. See docs/reliability.md.
 """
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     faulthandler.enable()  # a native crash still prints where it happened
     skipped: list[str] = []
-    exported = [] if args.no_export else export_seeds(zoo=True, skipped=skipped)
+    exported = [] if args.no_export else export_seeds(zoo=True, methods=True, skipped=skipped)
     seeds = builtin_seeds() + exported + load_seed_files(args.seed_file)
     print(f"seeds: {len(seeds)} ({', '.join(f'{s.name} [{len(s.data)} B]' for s in seeds)})", flush=True)
     for reason in skipped:

@@ -13,6 +13,7 @@ import pytest
 
 from onebit.export import ModelFile, ModelFileError, read_model, write_model
 from onebit.export.fuzz import (
+    METHOD_MODELS,
     MUTATIONS,
     FuzzFailure,
     Seed,
@@ -202,7 +203,9 @@ def test_engine_load_fuzz(tmp_path):
 
 @pytest.fixture(scope="module")
 def exported():
-    return {seed.name: seed for seed in export_seeds(zoo=True)}
+    skipped = []
+    seeds = {seed.name: seed for seed in export_seeds(zoo=True, methods=True, skipped=skipped)}
+    return seeds | {"skipped": skipped}
 
 
 def engine_of(graph: dict, seed: Seed):
@@ -212,8 +215,24 @@ def engine_of(graph: dict, seed: Seed):
     return Engine(write_model(ModelFile(graph=graph, tensors=model.tensors, metadata=model.metadata)))
 
 
+def test_method_models_export_and_run(exported):
+    # a converter or zoo change that stops one of them exporting would silently drop its ops from the fuzzer
+    assert exported["skipped"] == []
+    for key, *_ in METHOD_MODELS:
+        assert check(exported[f"export:method:{key}"].data, engine=True) == "engine runs", key
+
+
+def test_export_seeds_hold_every_engine_op(exported):
+    # the graph_leaf mutations reach an op's validation and C++ code only through a seed that contains it
+    from onebit.export.graph import OPS
+
+    kinds = {op["op"] for name, seed in exported.items() if name != "skipped" for op in read_model(seed.data).graph["ops"]}
+    assert set(OPS) - kinds == set(), "add a model with these ops to onebit.export.fuzz.METHOD_MODELS"
+
+
 def test_short_engine_fuzz_run_finds_no_contract_failure(exported):
-    report = run(builtin_seeds() + list(exported.values()), cases=2000, seed=12, engine=True)
+    seeds = [seed for name, seed in exported.items() if name != "skipped"]
+    report = run(builtin_seeds() + seeds, cases=2000, seed=12, engine=True)
     assert report.failures == [], report.summary()
     outcomes = {k: n for k, n in report.outcomes.items() if k.startswith("engine")}
     assert outcomes.get("engine runs", 0) > 50  # the engine ran mutated files ...
@@ -234,11 +253,13 @@ def _paths(node, path=()):
             yield from _paths(v, path + (i,))
 
 
-def test_every_graph_field_wrongly_typed_is_a_model_file_error(exported):
-    # systematic, not random: each field of an exported graph replaced by each bad value (or deleted)
+@pytest.mark.parametrize("name", ["export:small_cnn", "export:method:cnn28-sbnn"])
+def test_every_graph_field_wrongly_typed_is_a_model_file_error(exported, name):
+    # systematic, not random: each field of an exported graph replaced by each bad value (or deleted);
+    # cnn28-sbnn: the method ops sbconv2d, sblinear, adaptive_pool
     from onebit import Engine
 
-    seed = exported["export:small_cnn"]
+    seed = exported[name]
     model = read_model(seed.data)
     escaped, cases = [], 0
     for path in list(_paths(model.graph))[1:]:

@@ -108,17 +108,18 @@ def builtin_seeds() -> list[Seed]:
     return [Seed(name, write_model(model)) for name, model in _seed_models().items()]
 
 
-def export_seeds(*, zoo: bool = False, skipped: list[str] | None = None) -> list[Seed]:
+def export_seeds(*, zoo: bool = False, methods: bool = False, skipped: list[str] | None = None) -> list[Seed]:
     """Files from ``onebit.export.export`` of small binarized models (and, with ``zoo``, of small
-    ``onebit.models`` zoo models), when the converter exists. Models it cannot export yet are left
-    out, with the reason appended to ``skipped``."""
+    ``onebit.models`` zoo models; with ``methods``, of tiny zoo models binarized with each method, so
+    that the method ops ``sbconv2d``, ``dybitpack``, ``elastic_add``, ... are in the seeds), when the
+    converter exists. Models it cannot export yet are left out, with the reason appended to ``skipped``."""
     export = getattr(importlib.import_module("onebit.export"), "export", None)
     if export is None:
         if skipped is not None:
             skipped.append("onebit.export.export does not exist")
         return []
     seeds = []
-    models = {**_export_models(), **(_zoo_models() if zoo else {})}
+    models = {**_export_models(), **(_zoo_models() if zoo else {}), **(_method_models(skipped) if methods else {})}
     for name, (model, x) in models.items():
         try:
             out = export(model, x)
@@ -162,6 +163,67 @@ def _zoo_models() -> dict[str, tuple[Any, Any]]:
             out[f"zoo:{name}"] = (zoo.create(name, in_chans=chans, method="bnn").eval(), torch.randn(1, chans, size, size))
         except Exception:  # noqa: BLE001 - a zoo change must not break the fuzzer
             continue
+    return out
+
+
+#: (seed name, zoo model, method, input channels, input size, model kwargs): tiny models whose exports hold
+#: every method op of ``onebit.export.graph.OPS`` at least once (tests/export/test_fuzz_format.py checks
+#: that). A method given as a dict is ``(base method, its modifications)``.
+METHOD_MODELS: list[tuple[str, str, Any, int, int, dict]] = [
+    # 20x20: the last stage pools 5 -> 3 with non-uniform windows (adaptive_pool); SBNN's {alpha, 0}
+    # weights (set below) give sbconv2d and sblinear
+    ("cnn28-sbnn", "cnn28", "sbnn", 1, 20, {"width": 4}),
+    # DySign with a tanh bound and mean+std statistics: channel_stats, tanh, dybitpack
+    ("cnn28-dybnn-tanh", "cnn28", ("dybnn", {"input_quantizer": {"name": "dysign", "reduction": 4,
+                                                                 "statistic": "mean_std", "bound": "tanh",
+                                                                 "detach_input": False}}), 1, 12, {"width": 4}),
+    ("resnet20-dybnn", "resnet20", "dybnn", 3, 8, {"width_mult": 0.25}),                # dyprelu
+    ("resnet20-elastic-link", "resnet20", "elastic-link", 3, 8, {"width_mult": 0.25}),  # elastic_add
+    ("resnet20-si-bnn", "resnet20", "si-bnn", 3, 8, {"width_mult": 0.25}),  # {0,1} inputs, negative scales
+    ("resnet20-xnor", "resnet20", "xnor", 3, 8, {"width_mult": 0.25}),
+    ("resnet20-prelu", "resnet20", ("reactnet", {"activation": "prelu"}), 3, 8, {"width_mult": 0.25}),
+    ("reactnet_a", "reactnet_a", "reactnet", 3, 32, {"width_mult": 0.125}),  # rprelu, concat
+    ("quicknet", "quicknet", "bnn", 3, 32, {"width_mult": 0.125}),           # blur pool (grouped conv2d)
+]
+
+
+def _method_models(skipped: list[str] | None = None) -> dict[str, tuple[Any, Any]]:
+    """The :data:`METHOD_MODELS`, in eval mode, with random BatchNorm statistics, SBNN weights in
+    {alpha, 0} (sparse: ``sbconv2d``/``sblinear``) and Si-BNN scales of both signs (and some 0), so that
+    the exported thresholds and gains are not the trivial ones of a fresh model. No training."""
+    import torch
+    from torch import nn
+
+    try:
+        zoo, methods = importlib.import_module("onebit.models"), importlib.import_module("onebit.methods")
+    except ImportError:
+        return {}
+    out = {}
+    for key, name, method, chans, size, kwargs in METHOD_MODELS:
+        try:
+            if isinstance(method, tuple):
+                base, changes = method
+                method = methods.get(base).modified_by(f"{base}+fuzz", "", changes)
+            torch.manual_seed(0)
+            g = torch.Generator().manual_seed(0)
+            model = zoo.create(name, in_chans=chans, method=method, **kwargs).eval()
+            x = torch.randn(1, chans, size, size, generator=g)
+            with torch.no_grad():
+                model(x)  # materializes lazily sized quantizer parameters
+                for mod in model.modules():
+                    if isinstance(mod, nn.modules.batchnorm._BatchNorm) and mod.running_mean is not None:
+                        mod.running_mean.copy_(0.2 * torch.randn(mod.running_mean.shape, generator=g))
+                        mod.running_var.copy_(0.5 + torch.rand(mod.running_var.shape, generator=g))
+                    if getattr(mod, "name", None) == "domain_weight":
+                        mod.set_values(0.5 + torch.rand((), generator=g).item(), 0.0)
+                    if getattr(mod, "name", None) == "si_heaviside" and not mod.positive_scale:
+                        mod.raw_scale.copy_(torch.randn(mod.raw_scale.shape, generator=g))
+                        mod.raw_scale[::5] = 0.0
+                        mod.bias.copy_(0.1 * torch.randn(mod.bias.shape, generator=g))
+            out[f"method:{key}"] = (model, x)
+        except Exception as exc:  # noqa: BLE001 - a zoo or method change must not break the fuzzer
+            if skipped is not None:
+                skipped.append(f"method:{key}: {type(exc).__name__}: {str(exc)[:120]}")
     return out
 
 
