@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from typing import Callable, Sequence
 
 __all__ = ["main"]
@@ -31,6 +32,26 @@ def _recipe_or_error(name: str, overrides: Sequence[str], error: Callable[[str],
         error(str(exc))
 
 
+#: What the data-set loaders raise for a missing, unreadable or damaged data set (the message says what
+#: is wrong and how to get or repair the data), or for a loader whose optional dependency is missing.
+_DATA_ERRORS = (OSError, ValueError, ImportError)
+
+
+def _data_set_error(args: argparse.Namespace, exc: BaseException) -> bool:
+    """Whether ``exc`` should be shown as a one-line error: the command runs as a program (``args.program``)
+    and ``exc`` was raised while a data set was being built (``onebit.train.build.build_dataset`` is on its
+    traceback), not later during training, where a traceback is what a bug report needs."""
+    from .train.build import build_dataset
+
+    return bool(getattr(args, "program", False)) and isinstance(exc, _DATA_ERRORS) and any(
+        frame.f_code is build_dataset.__code__ for frame, _ in traceback.walk_tb(exc.__traceback__))
+
+
+def _report(args: argparse.Namespace, exc: BaseException) -> int:
+    print(f"onebit {args.command}: error: {exc}", file=sys.stderr, flush=True)
+    return 1
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Resolve the recipe, print it, train it (rank 0 prints and writes the run directory)."""
     from .train.run import train_recipe
@@ -39,7 +60,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     main_rank = os.environ.get("RANK", "0") == "0"
     if main_rank:
         print(f"# resolved recipe (saved as {recipe.out_dir}/recipe.yaml)\n{recipe.to_yaml()}", flush=True)
-    result = train_recipe(recipe, resume=args.resume)
+    try:
+        result = train_recipe(recipe, resume=args.resume)
+    except _DATA_ERRORS as exc:
+        if not _data_set_error(args, exc):
+            raise
+        return _report(args, exc)
     if main_rank:
         best = "n/a" if result.best_val_acc is None else f"{100 * result.best_val_acc:.2f}% (epoch {result.best_epoch})"
         print(f"done: best validation accuracy {best}; run directory: {result.out_dir}")
@@ -60,7 +86,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except ValueError as exc:
         args.error(str(exc))
     device = resolve_device(recipe.device)
-    metrics = evaluate(model.to(device), build_val_loader(recipe), device=device)
+    try:
+        loader = build_val_loader(recipe)
+    except _DATA_ERRORS as exc:
+        if not _data_set_error(args, exc):
+            raise
+        return _report(args, exc)
+    metrics = evaluate(model.to(device), loader, device=device)
     extra = ckpt["extra"]
     trained = extra.get("metrics") or (extra.get("history") or [{}])[-1]
     print(f"{args.checkpoint}: accuracy {100 * metrics['accuracy']:.2f}%  loss {metrics['loss']:.4f}"
@@ -155,8 +187,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``onebit`` script; returns the exit status."""
+    """Entry point of the ``onebit`` script; returns the exit status.
+
+    Run as a program (``argv`` None: the ``onebit`` script, ``python -m onebit.cli``), a missing or damaged
+    data set in ``train`` / ``eval`` is printed as ``onebit train: error: <what is wrong and how to get the
+    data>`` with exit status 1, no traceback. Called from Python with an explicit ``argv``, the loader's
+    ``FileNotFoundError`` / ``ValueError`` propagates instead, for the caller to handle."""
     args = _parser().parse_args(argv)
+    args.program = argv is None
     return args.func(args)
 
 
