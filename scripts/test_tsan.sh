@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Build onebit._C with ThreadSanitizer in its own virtualenv and run the engine concurrency tests under
+# it. The counterpart of scripts/test_asan.sh (same layout, its own venv and build dir):
+#   - virtualenv  .venv-tsan (or $ONEBIT_TSAN_VENV; $ONEBIT_ASAN_VENV is honoured too), torch==2.13.0 CPU
+#   - build dir   build/tsan (CMake option ONEBIT_SANITIZE=thread, -O1 -g)
+#   - tests       $ONEBIT_TSAN_TESTS (default tests/test_engine_concurrency.py; several paths separated by
+#                 spaces), with libtsan preloaded because the python executable is not instrumented
+# Only onebit's C++ code is instrumented: CPython, torch, numpy and OpenBLAS are not, so a race inside
+# them goes unseen, and synchronization they do with their own atomics (rather than pthread calls, which
+# TSan intercepts) is invisible to TSan. A report whose stacks are all in onebit code is meaningful; one
+# that involves those libraries needs a closer look before it is called a bug. halt_on_error=1: the first
+# report ends the run (exit status 66), so a clean exit = no report.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${ONEBIT_TSAN_VENV:-${ONEBIT_ASAN_VENV:-.venv-tsan}}
+read -r -a TESTS <<< "${ONEBIT_TSAN_TESTS:-tests/test_engine_concurrency.py}"  # one or more paths
+PIP_ARGS=(-q -c scripts/constraints.txt)
+[ -d /opt/wheels ] && PIP_ARGS+=(--find-links /opt/wheels)
+
+log() { echo "[tsan] $*"; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating virtualenv $VENV"
+  python3 -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+if ! "$PY" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
+  log "installing torch==2.13.0 (CPU) into $VENV"
+  "$PY" -m pip install "${PIP_ARGS[@]}" torch==2.13.0
+fi
+if ! "$PY" -c "import nanobind, scikit_build_core, pytest, hypothesis, yaml" 2>/dev/null; then
+  log "installing build and test dependencies into $VENV"
+  "$PY" -m pip install "${PIP_ARGS[@]}" -r scripts/requirements-dev.txt
+fi
+
+log "building onebit._C with -fsanitize=thread (build/tsan)"
+"$PY" -m pip install "${PIP_ARGS[@]}" --no-build-isolation --no-deps -e . \
+  -Cbuild-dir=build/tsan -Ccmake.build-type=RelWithDebInfo -Ccmake.define.ONEBIT_SANITIZE=thread
+
+LIBTSAN=$(gcc -print-file-name=libtsan.so)
+[ -f "$LIBTSAN" ] || { echo "[tsan] libtsan.so not found (gcc -print-file-name=libtsan.so)" >&2; exit 1; }
+LIBSTDCXX=$(gcc -print-file-name=libstdc++.so)
+export LD_PRELOAD="$LIBTSAN:$LIBSTDCXX"
+REPORTS="$PWD/build/tsan/reports"
+rm -rf "$REPORTS" && mkdir -p "$REPORTS"
+# report_signal_unsafe=0: CPython's and faulthandler's signal handlers are not ours.
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:report_signal_unsafe=0:log_path=$REPORTS/tsan${ONEBIT_TSAN_OPTIONS:+:$ONEBIT_TSAN_OPTIONS}"
+report() { if compgen -G "$REPORTS/*" >/dev/null; then echo "[tsan] sanitizer reports:" >&2; cat "$REPORTS"/* >&2; fi; }
+trap report EXIT
+# TSan needs its fixed memory layout: on kernels with high ASLR entropy it aborts at start-up
+# ("unexpected memory mapping"); running without ASLR (setarch -R) avoids that.
+RUN=()
+if command -v setarch >/dev/null && setarch "$(uname -m)" -R true 2>/dev/null; then RUN=(setarch "$(uname -m)" -R); fi
+"${RUN[@]}" "$PY" -c "import onebit._C as C, sys; print('[tsan] extension:', C.__file__, file=sys.stderr)"
+log "running: pytest ${TESTS[*]} $* (LD_PRELOAD=$LD_PRELOAD)"
+"${RUN[@]}" "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}" "$@"
+log "clean: no ThreadSanitizer report"
