@@ -6,14 +6,18 @@ Layer: BinaryConv2d 128 -> 128, 3x3, padding 1, on 28x28 (+ folded BatchNorm, fl
 Dense = the same layer with sign weights (``bconv2d``); SBNN = ``domain_weight`` with beta = 0 (phi =
 tau), the mask at sparsity s (fraction of zero weights) drawn as
   * ``random``:  every weight independently (unstructured magnitude pruning);
+  * ``block``:   whole blocks of 8 output channels x 64 input channels at one tap, the engine's skip
+                 unit (``onebit.sparsity.magnitude_prune_(..., granularity="block")``), live blocks at
+                 full density (all of the block's weights nonzero); ``block-half``: the same with live
+                 blocks at 50 % density (twice as many live blocks for the same sparsity);
   * ``tap``:     whole (output channel, tap) columns over all input channels (a word-aligned pattern);
   * ``kernel``:  whole (output channel, input channel) 3x3 kernels;
   * ``filter``:  whole output channels (filter pruning): a fraction 1 - 2 (1 - s) of the filters all
                  zero, the live ones at 50 % density (overall sparsity s).
-Latency: the op's time from ``Engine.profile`` (best of --rounds). Sizes: the weight/mask tensor as
-stored (raw packed uint64), the stored ``.onebit`` file, and the mask under two encodings measured
-here: ``nzw`` = the nonzero 64-bit words + a 1-bit-per-word bitmap index; ``H`` = the entropy bound
-of an unstructured bit mask at that density (no encoding can beat it on i.i.d. bits).
+Latency: the op's time from ``Engine.profile`` (best of --rounds). Sizes: the mask as the file stores
+it (the converter writes the smaller of the raw packed mask and ``nzw`` = the nonzero 64-bit words +
+a 1-bit-per-word index: ``mask_index`` / ``mask_words``), the whole ``.onebit`` file, and ``H`` = the
+entropy bound of an unstructured bit mask at that density (no encoding can beat it on i.i.d. bits).
 Zoo: resnet20 (CIFAR, 32x32), method bnn (dense) vs sbnn at the same mask sparsities (random).
 """
 
@@ -42,6 +46,11 @@ def draw_mask(kind: str, s: float, shape, gen: torch.Generator) -> torch.Tensor:
     keep = 1.0 - s
     if kind == "random":
         return torch.rand(shape, generator=gen) < keep
+    if kind in ("block", "block-half"):
+        half = kind == "block-half"   # live blocks at 50 % density: twice as many live blocks
+        live = torch.rand((co + 7) // 8, 1, (ci + 63) // 64, kh, kw, generator=gen) < min(1.0, keep * (2 if half else 1))
+        full = live.repeat_interleave(8, 0).repeat_interleave(64, 2)[:co, 0, :ci]
+        return full & (torch.rand(shape, generator=gen) < 0.5) if half else full
     if kind == "tap":
         return (torch.rand(co, 1, kh, kw, generator=gen) < keep).expand(shape)
     if kind == "kernel":
@@ -74,13 +83,16 @@ def entropy_bits(p: float) -> float:
     return 0.0 if p in (0.0, 1.0) else -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
 
 
-def nzw_bytes(words: np.ndarray) -> int:
-    return 8 * int(np.count_nonzero(words)) + (words.size + 7) // 8
-
-
 def weight_tensor(blob: bytes, op_type: str, key: str) -> np.ndarray:
     mf = read_model(blob)
     return np.concatenate([mf.tensors[op["tensors"][key]].ravel() for op in mf.graph["ops"] if op["op"] == op_type])
+
+
+def stored_mask_bytes(blob: bytes) -> int:
+    """Bytes of every sbconv2d / sblinear mask as stored: raw, or index + nonzero words."""
+    mf = read_model(blob)
+    return sum(mf.tensors[name].nbytes for op in mf.graph["ops"] if op["op"] in ("sbconv2d", "sblinear")
+               for role, name in op["tensors"].items() if role.startswith("mask"))
 
 
 def run_layer(rounds: int, sparsities: list[float]) -> None:
@@ -92,22 +104,21 @@ def run_layer(rounds: int, sparsities: list[float]) -> None:
     t_dense = best_op_time(onebit.Engine(dense_blob), x, {"bconv2d"}, rounds)
     print(f"## layer 128->128 3x3 @ 28x28, 1 thread: dense bconv2d {t_dense * 1e6:.0f} us, "
           f"weight {dw.nbytes} B, file {len(dense_blob)} B")
-    print("| pattern | sparsity | sbconv2d us | speed-up vs dense | mask raw B | mask nzw B | H bound B "
-          "| file B | best mask / dense weight |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for kind in ("random", "tap", "kernel", "filter"):
+    print("| pattern | sparsity | sbconv2d us | speed-up vs dense | mask stored B | H bound B "
+          "| file B | dense weight / stored mask |")
+    print("|---|---|---|---|---|---|---|---|")
+    for kind in ("random", "block", "block-half", "tap", "kernel", "filter"):
         for s in sparsities:
             model = layer_model(True)
             set_sbnn_masks(model, kind, s)
             blob = export(model, x)
             ops = {op["op"] for op in read_model(blob).graph["ops"]}
             assert "sbconv2d" in ops, ops
-            mw = weight_tensor(blob, "sbconv2d", "mask")
+            stored = stored_mask_bytes(blob)
             t = best_op_time(onebit.Engine(blob), x, {"sbconv2d"}, rounds)
             h = math.ceil(entropy_bits(1.0 - s) * 128 * 128 * 9 / 8)
-            best = min(mw.nbytes, nzw_bytes(mw))
-            print(f"| {kind} | {s:.2f} | {t * 1e6:.0f} | {t_dense / t:.2f}x | {mw.nbytes} | {nzw_bytes(mw)} | {h} "
-                  f"| {len(blob)} | {dw.nbytes / best:.2f}x smaller |")
+            print(f"| {kind} | {s:.2f} | {t * 1e6:.0f} | {t_dense / t:.2f}x | {stored} | {h} "
+                  f"| {len(blob)} | {dw.nbytes / stored:.2f}x |")
 
 
 def run_zoo(rounds: int, sparsities: list[float]) -> None:
@@ -121,19 +132,24 @@ def run_zoo(rounds: int, sparsities: list[float]) -> None:
     dw = weight_tensor(blob, "bconv2d", "weight")
     print(f"## resnet20 @ 32x32, 1 thread: dense bnn binary layers {t_bin * 1e6:.0f} us (model {t_all * 1e6:.0f} us), "
           f"binary weights {dw.nbytes} B, file {len(blob)} B")
-    print("| sparsity | binary layers us | speed-up | model us | masks raw B | masks nzw B | file B |")
-    print("|---|---|---|---|---|---|---|")
-    for s in sparsities:
-        model = onebit.models.create("resnet20", num_classes=10, method="sbnn").eval()
-        set_sbnn_masks(model, "random", s)
-        blob = export(model, x)
-        all_ops = {op["op"] for op in read_model(blob).graph["ops"]}
-        eng = onebit.Engine(blob)
-        t_b = best_op_time(eng, x, bin_ops, rounds)
-        t_a = best_op_time(eng, x, all_ops, rounds)
-        mw = weight_tensor(blob, "sbconv2d", "mask")
-        print(f"| {s:.2f} | {t_b * 1e6:.0f} | {t_bin / t_b:.2f}x | {t_a * 1e6:.0f} | {mw.nbytes} | {nzw_bytes(mw)} "
-              f"| {len(blob)} |")
+    print("| masks | sparsity | binary layers us | speed-up | model us | masks stored B | weights / masks | file B |")
+    print("|---|---|---|---|---|---|---|---|")
+    for kind in ("random", "block-pruned"):
+        for s in sparsities:
+            model = onebit.models.create("resnet20", num_classes=10, method="sbnn").eval()
+            if kind == "random":
+                set_sbnn_masks(model, "random", s)
+            else:  # all 1-bits, then magnitude_prune_ in engine blocks: live blocks at full density
+                set_sbnn_masks(model, "random", 0.0)
+                onebit.sparsity.magnitude_prune_(model, s, granularity="block")
+            blob = export(model, x)
+            all_ops = {op["op"] for op in read_model(blob).graph["ops"]}
+            eng = onebit.Engine(blob)
+            t_b = best_op_time(eng, x, bin_ops, rounds)
+            t_a = best_op_time(eng, x, all_ops, rounds)
+            stored = stored_mask_bytes(blob)
+            print(f"| {kind} | {s:.2f} | {t_b * 1e6:.0f} | {t_bin / t_b:.2f}x | {t_a * 1e6:.0f} | {stored} "
+                  f"| {dw.nbytes / stored:.2f}x | {len(blob)} |")
 
 
 def main() -> None:

@@ -111,3 +111,22 @@ def test_sparsity_report_of_a_dense_bnn_and_table():
     assert "Sparsity" in report.table() and "1" in str(report)
     with pytest.raises(ValueError, match="encoding"):
         report.memory_bytes("zip")
+
+
+@pytest.mark.parametrize("fill", ["zero", "beta"])
+def test_block_pruning_removes_whole_engine_blocks(fill):
+    """granularity="block": every (8 output channels x 64 input channels x 1 tap) block is kept or pruned
+    whole (edge blocks smaller), at the target fraction of weights."""
+    torch.manual_seed(3)
+    m = nn.Sequential(BinaryConv2d(130, 20, 3, weight_quantizer="domain_weight" if fill == "beta" else "ste_sign"),
+                      BinaryConv2d(20, 12, 1))
+    magnitude_prune_(m, 0.75, granularity="block", fill=None if fill == "beta" else "zero")
+    mask = m[0].weight_quantizer.mask                                     # (20, 130, 3, 3)
+    for o0 in range(0, 20, 8):
+        for i0 in range(0, 130, 64):
+            block = mask[o0:o0 + 8, i0:i0 + 64]                          # every tap separately
+            per_tap = block.reshape(block.shape[0] * block.shape[1], 9)
+            assert bool((per_tap.all(dim=0) | ~per_tap.any(dim=0)).all())
+    assert 1.0 - mask.float().mean().item() == pytest.approx(0.75, abs=0.08)
+    with pytest.raises(ValueError, match="granularity"):
+        magnitude_prune_(m, 0.5, granularity="kernel")

@@ -1,36 +1,39 @@
 // SBNN's two-level weights {alpha, beta} on +-1 inputs: sbconv2d / sblinear (float output), computed
-// by the dispatched bconv2d kernels (kXor) with the mask as the weight operand.
-// Semantics: onebit/export/reference.py; weight domain: onebit/quantizers/domain.py.
+// by the dispatched bconv2d kernels in kMask mode, i.e. the block-sparse sbgemm (sbgemm.h) that skips
+// the zero words of the mask. Semantics: onebit/export/reference.py; weight domain:
+// onebit/quantizers/domain.py; file encodings of the mask: onebit/export/lower_methods.py.
 //
 // Per output channel co the weight is w_i = beta + gain m_i with m_i in {0, 1} (gain = alpha - beta;
-// the converter puts m = 1 on the value of larger magnitude, so beta = 0 in SBNN's sparse domain).
-// Inputs x_i = 1 - 2 A_i (bit 1 = -1). V = the taps that count for an output pixel: the valid taps,
-// or every tap with pad "one" (a padded tap is x = +1 there, bits 0); with pad "zero" PyTorch pads
-// with the value 0, which adds nothing, so padded taps are not in V.
-//   dot(x, w) = beta sum_V x + gain dot_V(x, m)                              (1)
-// The mask is packed like binary weights (bit 1 = m 1, the "-1" bit), so the bconv2d kXor kernel run
-// with the mask as its weight computes, per pixel and channel (bconv2d.h, pad_value +1 for pad "one";
-// pad_value 0 + tap sums for pad "zero", which remove exactly the padded taps' contributions):
-//   acc(co) = sum_V x_i (1 - 2 m_i) = sum_V x - 2 dot_V(x, m)                (2)
+// the converter puts m = 1 on the rarer value, so the mask is sparse, and beta = 0 in SBNN's sparse
+// domain). Inputs x_i = 1 - 2 A_i (bit 1 = -1). V = the taps that count for an output pixel: the
+// valid taps, or every tap with pad "one" (a padded tap is x = +1 there, bits 0); with pad "zero"
+// PyTorch pads with the value 0, which adds nothing, so padded taps are not in V.
+//   dot(x, w) = beta sum_V x + gain dot_V(x, m)                                            (1)
+// dot_V(x, m) is the bconv2d kMask result (bconv2d.h: pad_value +1 for pad "one"; pad_value 0 with
+// the kMask tap sums for pad "zero"), exact in integers: no (S - acc) / 2 detour.
 // S = sum_V x = n_V - 2 popcount_V(A) (n_V = #taps in V * Cg) is shared by every output channel of a
-// group; it is computed here per output pixel from the input words of the taps in V           (3)
-// (padded taps of pad "one" are bits 0: they add Cg to n_V and nothing to the popcount). From (2):
-//   dot_V(x, m) = (S - acc) / 2  ( = popcount(M_V) - 2 popcount(A AND M_V) ), exact in integers  (4)
-// so the result is bit-identical to the former per-pixel popcount loop. |acc|, |S| <= K < 2^31.
-// Structured sparsity (groups = 1): an output channel whose mask is all zero has dot_V(x, m) = 0; it
-// is dropped from the kernel's weights (the GEMM runs on the live channels only) and its output is
-// beta S + bias from (1). Cost: live / C_out of a dense bconv2d of the same shape plus the S sums.
-// sblinear is the same computation as a 1x1 convolution on 1x1 images (rows = samples).
-// Output transform: v = float(dot_m) * gain + float(S) * beta; v = v + bias; then
-// fma(v, bn_scale, bn_shift) with a folded BatchNorm (two-level weights are not integers, so PyTorch's
-// float conv itself rounds: this agrees with it to a few ulps, not bit for bit; it is bit-identical
-// to onebit/export/reference.py).
+// group; it is only needed when some beta != 0, and then computed per output pixel from the input
+// words of the taps in V (padded taps of pad "one" add Cg to n_V and nothing to the popcount).   (2)
+// Output: v = float(dot_m) * gain + float(S) * beta; v = v + bias; then fma(v, bn_scale, bn_shift) with
+// a folded BatchNorm. When every beta is 0: float(S) * 0 is a zero z, and P + z = P for the product
+// P = float(dot_m) * gain unless P is itself a zero (then P + z is a zero too); adding the bias then
+// gives the same value either way (at most the sign of a zero result differs when bias is -0, which
+// compares equal and binarizes the same). So the kernel's kFloat transform y = float(dot_m) * gain + bias
+// is the same arithmetic, fused into the kernel, and no S is computed. Two-level weights are not
+// integers, so PyTorch's float conv itself rounds: this agrees with it to a few ulps, not bit for bit;
+// it is bit-identical to onebit/export/reference.py.
+//
+// The mask arrives dense ("mask": [Cout, kh, kw, words_for(Cin/groups)]) or as its nonzero words
+// ("mask_index": one bit per mask word, set where the word is nonzero, then "mask_words": those
+// words in order). Both are checked here: sizes, index padding bits, the popcount of the index
+// against the word count, and no bits past Cin/groups in any tap (they would enter popcount(m)).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
 #include "onebit/kernels.h"
+#include "onebit/sparse_rows.h"
 #include "op.h"
 
 namespace onebit::engine {
@@ -66,47 +69,35 @@ class SBConv final : public Op {
     } else {
       a.height = a.width = 1;  // a linear layer: a 1x1 convolution on 1x1 images
     }
-    a.in_channels = x_.c(), cout_ = y_.c();
+    a.in_channels = x_.c(), a.out_channels = cout_ = y_.c();
     if (conv && (a.out_height() != y_.h() || a.out_width() != y_.w())) fail("padding must be symmetric");
-    const std::int64_t g = a.groups, cin_g = a.in_channels / g, wg = words_for(cin_g), taps = a.kernel_h * a.kernel_w;
-    row_ = taps * wg, cout_g_ = cout_ / g;
-    auto it = d.u64.find("mask");
-    if (it == d.u64.end() || static_cast<std::int64_t>(it->second.size()) != cout_ * row_)
-      fail("mask must be uint64 [Cout, kh, kw, words_for(Cin/groups)]");
+    const std::int64_t g = a.groups, taps = a.kernel_h * a.kernel_w;
+    cg_ = a.in_channels / g, wg_ = words_for(cg_), row_ = taps * wg_;
+    read_mask(d);
     gain_ = f32(d, "gain", cout_), beta_ = f32(d, "beta", cout_), bias_ = f32(d, "bias", cout_);
     bn_scale_ = f32(d, "bn_scale", cout_, true), bn_shift_ = f32(d, "bn_shift", cout_, bn_scale_.empty());
-    // Kernel channels: the live mask rows. Only groups = 1 drops dead channels (the kernel needs the
-    // same channel count in every group).
-    const word_t* m = it->second.data();
-    col_.assign(cout_, -1);
-    std::int64_t per_group = cout_g_;
-    if (g == 1) {
-      per_group = 0;
-      for (std::int64_t co = 0; co < cout_; ++co)
-        if (std::any_of(m + co * row_, m + (co + 1) * row_, [](word_t w) { return w != 0; })) col_[co] = per_group++;
-    } else {
-      for (std::int64_t co = 0; co < cout_; ++co) col_[co] = co;
-    }
-    cols_ = g * per_group;
-    w_.assign(cols_ * row_, 0);
-    for (std::int64_t co = 0; co < cout_; ++co)
-      if (col_[co] >= 0) std::copy(m + co * row_, m + (co + 1) * row_, w_.begin() + col_[co] * row_);
-    for (std::int64_t co = 0; co < cout_; ++co) grp_.push_back(co / cout_g_);
-    cg_ = cin_g, wg_ = wg, pad_one_ = pad_one;
-    a.out_channels = cols_, a.weight = w_.data(), a.mode = BgemmMode::kXor;
-    a.pad_value = pad_one ? 1 : 0;
+    const std::int64_t og = cout_ / g;
+    for (std::int64_t k = 0; k < g; ++k) sparse_.push_back(make_sparse_rows(mask_.data() + k * og * row_, og, row_, row_));
+    for (const auto& s : sparse_) views_.push_back(s.view());
+    a.weight = mask_.data(), a.sparse = views_.data(), a.mode = BgemmMode::kMask;
+    a.pad_value = pad_one ? 1 : 0, pad_one_ = pad_one;
     if (!pad_one && a.pad_h + a.pad_w > 0) {
-      tap_sums_.resize(taps * cols_);
+      tap_sums_.resize(taps * cout_);
       bconv2d_tap_sums(a, tap_sums_.data());
       a.tap_sums = tap_sums_.data();
     }
-    a.output.kind = OutputKind::kInt32;
-    regroup_ = g > 1 && cin_g % kWordBits != 0;
-    // Output pixels per kernel call: the int32 block stays within ~256 KiB.
-    tile_ = std::clamp<std::int64_t>((std::int64_t{1} << 18) / (4 * (cols_ + g)) / 60 * 60, 60, 1 << 14);
+    beta_zero_ = std::all_of(beta_.begin(), beta_.end(), [](float b) { return b == 0.0f; });
+    if (beta_zero_) {
+      a.output.kind = OutputKind::kFloat, a.output.multiplier = gain_.data(), a.output.bias = bias_.data();
+    } else {
+      a.output.kind = OutputKind::kInt32;
+    }
+    regroup_ = g > 1 && cg_ % kWordBits != 0;
+    // Output pixels per kernel call (general path): the int32 block stays within ~256 KiB.
+    tile_ = std::clamp<std::int64_t>((std::int64_t{1} << 18) / (4 * (cout_ + g)) / 60 * 60, 60, 1 << 14);
   }
   std::int64_t scratch_bytes() const override {
-    return acc_bytes() + (regroup_ ? x_.pixels() * args_.groups * words_for(x_.c() / args_.groups) * 8 : 0);
+    return acc_bytes() + (regroup_ ? x_.pixels() * args_.groups * wg_ * 8 : 0);
   }
 
   void run(const RunCtx& ctx) const override {
@@ -128,27 +119,70 @@ class SBConv final : public Op {
   }
 
  private:
-  std::int64_t acc_bytes() const { return (tile_ * (cols_ + args_.groups) * 4 + 63) / 64 * 64; }
+  std::int64_t acc_bytes() const { return beta_zero_ ? 0 : (tile_ * (cout_ + args_.groups) * 4 + 63) / 64 * 64; }
+
+  void read_mask(const OpDef& d) {
+    const std::int64_t total = cout_ * row_;
+    auto dense = d.u64.find("mask");
+    auto index = d.u64.find("mask_index");
+    auto words = d.u64.find("mask_words");
+    if ((dense != d.u64.end()) == (index != d.u64.end()) || (index != d.u64.end()) != (words != d.u64.end()))
+      fail("needs either 'mask' or both 'mask_index' and 'mask_words'");
+    if (dense != d.u64.end()) {
+      if (static_cast<std::int64_t>(dense->second.size()) != total)
+        fail("mask must be uint64 [Cout, kh, kw, words_for(Cin/groups)]");
+      mask_ = dense->second;
+    } else {
+      const auto& idx = index->second;
+      if (static_cast<std::int64_t>(idx.size()) != words_for(total)) fail("mask_index must have words_for(mask words) words");
+      if (total % kWordBits && (idx.back() >> (total % kWordBits)) != 0) fail("mask_index has bits past the mask");
+      std::int64_t live = 0;
+      for (word_t w : idx) live += __builtin_popcountll(w);
+      if (live != static_cast<std::int64_t>(words->second.size())) fail("mask_words does not match mask_index");
+      mask_.assign(total, 0);
+      std::int64_t j = 0;
+      for (std::int64_t i = 0; i < total; ++i)
+        if ((idx[i / kWordBits] >> (i % kWordBits)) & 1u) mask_[i] = words->second[j++];
+    }
+    if (cg_ % kWordBits) {
+      const word_t pad = ~word_t{0} << (cg_ % kWordBits);
+      for (std::int64_t s = 0; s < total / wg_; ++s)
+        if (mask_[s * wg_ + wg_ - 1] & pad) fail("mask has bits set past Cin/groups in a tap (padding bits must be 0)");
+    }
+  }
 
   // Output pixels [p0, p1) of the `batch` images at x (flat (n, oy, ox) order, y at pixel 0).
   void tiles(void (*fn)(const Bconv2dArgs&), const word_t* x, std::int64_t batch, std::int64_t p0, std::int64_t p1,
              std::int32_t* acc, float* y) const {
+    Bconv2dArgs a = args_;
+    a.x = x, a.batch = batch;
+    if (beta_zero_) {  // y = float(dot_m) * gain + bias in the kernel, then the BN stage per block
+      a.pixel_begin = p0, a.pixel_end = p1, a.output.out = y;
+      if (!bn_scale_.empty()) a.output.epilogue = &bn_epilogue, a.output.epilogue_ctx = this;
+      return fn(a);
+    }
     for (std::int64_t q = p0; q < p1; q += tile_) {
       const std::int64_t q1 = std::min(p1, q + tile_);
-      std::int32_t* sums = acc + tile_ * cols_;
-      if (cols_ > 0) {
-        Bconv2dArgs a = args_;
-        a.x = x, a.batch = batch, a.pixel_begin = q, a.pixel_end = q1;
-        // The kernel writes pixel p's row at out + p * cols_: shift the block so pixel q lands at acc.
-        a.output.out = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(acc) - q * cols_ * 4);
-        fn(a);
-      }
+      a.pixel_begin = q, a.pixel_end = q1;
+      // The kernel writes pixel p's row at out + p * cout_: shift the block so pixel q lands at acc.
+      a.output.out = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(acc) - q * cout_ * 4);
+      fn(a);
+      std::int32_t* sums = acc + tile_ * cout_;
       box_sums(x, q, q1, sums);
       finish(acc, sums, q1 - q, y + q * cout_);
     }
   }
 
-  // S of eq. (3) for output pixels [q0, q1) and every group: sums[(q - q0) * groups + g]. The kernel
+  static void bn_epilogue(const void* self, float* y, std::int64_t /*first*/, std::int64_t rows) {
+    const auto* op = static_cast<const SBConv*>(self);
+    op->bn_stage(y, rows);
+  }
+  void bn_stage(float* y, std::int64_t rows) const {
+    if (bn_scale_.empty()) return;
+    ew_apply(EwParams{kAffineFma, bn_scale_.data(), bn_shift_.data(), nullptr, 0, 0}, y, nullptr, y, rows, cout_, cout_);
+  }
+
+  // S of eq. (2) for output pixels [q0, q1) and every group: sums[(q - q0) * groups + g]. The kernel
   // input has groups word-aligned: pixel stride groups * wg words, group g at word g * wg.
   void box_sums(const word_t* x, std::int64_t q0, std::int64_t q1, std::int32_t* sums) const {
     const Bconv2dArgs& a = args_;
@@ -176,31 +210,37 @@ class SBConv final : public Op {
     }
   }
 
+  // v = float(dot_m) * gain + float(S) * beta; v = v + bias (then the BN stage): eq. (1).
   void finish(const std::int32_t* acc, const std::int32_t* sums, std::int64_t rows, float* y) const {
-    const std::int64_t g = args_.groups;
-    for (std::int64_t r = 0; r < rows; ++r, acc += cols_, y += cout_, sums += g) {
-      for (std::int64_t co = 0; co < cout_; ++co) {
-        const std::int64_t s = sums[grp_[co]];
-        const std::int64_t dot_m = col_[co] < 0 ? 0 : (s - acc[col_[co]]) / 2;  // eq. (4)
-        float v = static_cast<float>(dot_m) * gain_[co] + static_cast<float>(s) * beta_[co];
-        v = v + bias_[co];
-        y[co] = bn_scale_.empty() ? v : std::fma(v, bn_scale_[co], bn_shift_[co]);
+    const std::int64_t g = args_.groups, og = cout_ / g;
+    for (std::int64_t r = 0; r < rows; ++r) {
+      for (std::int64_t k = 0; k < g; ++k) {
+        const float s = static_cast<float>(sums[r * g + k]);
+        const std::int32_t* ar = acc + r * cout_ + k * og;
+        float* yr = y + r * cout_ + k * og;
+        const float *gn = gain_.data() + k * og, *bt = beta_.data() + k * og, *bs = bias_.data() + k * og;
+        for (std::int64_t c = 0; c < og; ++c) {
+          const float v = static_cast<float>(ar[c]) * gn[c] + s * bt[c];
+          yr[c] = v + bs[c];
+        }
       }
     }
+    bn_stage(y, rows);
   }
 
   void regroup(const word_t* x, word_t* out) const {
-    const std::int64_t g = args_.groups, cg = x_.c() / g, wg = words_for(cg), win = words_for(x_.c());
+    const std::int64_t g = args_.groups, win = words_for(x_.c());
     for (std::int64_t p = 0; p < x_.pixels(); ++p)
-      for (std::int64_t k = 0; k < g; ++k) extract_bits(x + p * win, win, k * cg, cg, out + (p * g + k) * wg);
+      for (std::int64_t k = 0; k < g; ++k) extract_bits(x + p * win, win, k * cg_, cg_, out + (p * g + k) * wg_);
   }
 
   Bconv2dArgs args_{};
-  bool regroup_ = false, pad_one_ = false;
-  std::int64_t cout_ = 0, cout_g_ = 1, row_ = 0, cols_ = 0, tile_ = 60, cg_ = 1, wg_ = 1;
-  std::vector<word_t> w_;                 // kernel weights: (cols_, kh, kw, words_for(Cg))
+  bool regroup_ = false, pad_one_ = false, beta_zero_ = false;
+  std::int64_t cout_ = 0, row_ = 0, tile_ = 60, cg_ = 1, wg_ = 1;
+  std::vector<word_t> mask_;  // dense: (Cout, kh, kw, words_for(Cg)); the reference layout
+  std::vector<SparseRowsStorage> sparse_;
+  std::vector<SparseRows> views_;  // one per group, into sparse_
   std::vector<std::int32_t> tap_sums_;
-  std::vector<std::int64_t> col_, grp_;  // kernel channel of each output channel (-1: dead); its group
   std::vector<float> gain_, beta_, bias_, bn_scale_, bn_shift_;
 };
 

@@ -11,8 +11,10 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "onebit/kernels.h"
+#include "onebit/sparse_rows.h"
 
 namespace nb = nanobind;
 using namespace onebit;
@@ -82,8 +84,8 @@ void check_geometry(const Bconv2dArgs& a) {
   if (a.kernel_h * a.kernel_w * (a.in_channels / a.groups) > std::numeric_limits<std::int32_t>::max()) {
     fail(op, "KH * KW * in_channels / groups must be < 2**31");
   }
-  const bool ok = a.mode == BgemmMode::kXor ? (a.pad_value >= -1 && a.pad_value <= 1) : (a.pad_value == 0 || a.pad_value == 1);
-  if (!ok) fail(op, "pad_value " + str(a.pad_value) + " is not valid; xor mode: +1, 0, -1; and mode: 0, 1");
+  const bool ok = a.mode != BgemmMode::kAnd ? (a.pad_value >= -1 && a.pad_value <= 1) : (a.pad_value == 0 || a.pad_value == 1);
+  if (!ok) fail(op, "pad_value " + str(a.pad_value) + " is not valid; xor and mask modes: +1, 0, -1; and mode: 0, 1");
 }
 
 // The output of bconv2d: kind from which transform arguments are given, `out` checked against it.
@@ -124,7 +126,7 @@ std::string bconv2d(Words4 x, Words4 weight, AnyOut out, std::int64_t in_channel
                     Pair dilation, std::int64_t groups, int mode, int pad_value, nb::object multiplier, nb::object bias,
                     nb::object threshold, nb::object flip, std::int64_t out_groups, nb::object pixel_range,
                     const std::string& variant) {
-  if (mode != 0 && mode != 1) fail("bconv2d", "mode must be 0 (xor) or 1 (and)");
+  if (mode < 0 || mode > 2) fail("bconv2d", "mode must be 0 (xor), 1 (and) or 2 (mask)");
   auto dim = [](const Words4& t, int i) { return static_cast<std::int64_t>(t.shape(i)); };
   Bconv2dArgs a{x.data(), dim(x, 0), dim(x, 1), dim(x, 2), in_channels, groups, weight.data(), dim(weight, 0),
                 dim(weight, 1), dim(weight, 2), stride.first, stride.second, padding.first, padding.second,
@@ -146,6 +148,16 @@ std::string bconv2d(Words4 x, Words4 weight, AnyOut out, std::int64_t in_channel
     if (r.first < 0 || r.first > r.second || r.second > pixels) fail("bconv2d", "pixel_range must lie in [0, " + str(pixels) + "]");
     a.pixel_begin = r.first;
     a.pixel_end = r.second;
+  }
+  // kMask: the block-sparse weights of each group, built here from `weight` (an engine builds them
+  // once at load).
+  std::vector<SparseRowsStorage> store;
+  std::vector<SparseRows> views;
+  if (a.mode == BgemmMode::kMask) {
+    const std::int64_t og = a.out_channels / groups, row = a.kernel_h * a.kernel_w * wg;
+    for (std::int64_t g = 0; g < groups; ++g) store.push_back(make_sparse_rows(weight.data() + g * og * row, og, row, row));
+    for (const auto& st : store) views.push_back(st.view());
+    a.sparse = views.data();
   }
   const auto& k = pick_kernel(bconv2d_kernels(), variant);
   {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "onebit/kernels.h"
+#include "onebit/sparse_rows.h"
 
 namespace nb = nanobind;
 using namespace onebit;
@@ -71,14 +72,14 @@ std::string bitpack(FloatRows x, WordRows out, nb::object thresholds, int mode, 
 }
 
 // The contract of bgemm.h checked up front: every kernel may then assume it.
-void check_padding_bits(const ConstWordRows& x, std::int64_t k, const char* name) {
+void check_padding_bits(const ConstWordRows& x, std::int64_t k, const char* name, const char* op = "bgemm") {
   const int used = static_cast<int>(k % kWordBits);  // bits used in the last word; 0 = all 64
   if (used == 0) return;
   const word_t padding = ~word_t{0} << used;
   const std::int64_t kw = words_for(k);
   for (std::size_t r = 0; r < x.shape(0); ++r) {
     if (x.data()[r * static_cast<std::size_t>(kw) + static_cast<std::size_t>(kw - 1)] & padding) {
-      throw std::invalid_argument(std::string("bgemm: ") + name + " row " + std::to_string(r) +
+      throw std::invalid_argument(std::string(op) + ": " + name + " row " + std::to_string(r) +
                                   " has nonzero padding bits past k=" + std::to_string(k) +
                                   " (pack rows with exactly k bits)");
     }
@@ -118,6 +119,33 @@ std::string bgemm(ConstWordRows a, ConstWordRows b, Int32Rows out, std::int64_t 
   return kern.variant;
 }
 
+// sbgemm (sbgemm.h) on dense mask rows b: the block-sparse form is built here, as an engine does at
+// load. out[m][n] = sum_i (1 - 2 a_i) b_i over k bits.
+std::string sbgemm(ConstWordRows a, ConstWordRows b, Int32Rows out, std::int64_t k, const std::string& variant) {
+  const std::int64_t m = static_cast<std::int64_t>(a.shape(0)), n = static_cast<std::int64_t>(b.shape(0));
+  const std::int64_t kw = static_cast<std::int64_t>(a.shape(1));
+  if (static_cast<std::int64_t>(b.shape(1)) != kw || kw < 1) {
+    throw std::invalid_argument("sbgemm: a and b must have the same number (>= 1) of words per row");
+  }
+  if (k <= 0 || k > std::numeric_limits<std::int32_t>::max() || words_for(k) != kw) {
+    throw std::invalid_argument("sbgemm: k=" + std::to_string(k) + " does not fit " + std::to_string(kw) +
+                                " words per row (64*(words-1) < k <= 64*words, k < 2**31)");
+  }
+  if (static_cast<std::int64_t>(out.shape(0)) != m || static_cast<std::int64_t>(out.shape(1)) != n) {
+    throw std::invalid_argument("sbgemm: out must have shape (a.shape[0], b.shape[0])");
+  }
+  check_padding_bits(a, k, "a", "sbgemm");
+  check_padding_bits(b, k, "b", "sbgemm");
+  const SparseRowsStorage sb = make_sparse_rows(b.data(), n, kw, kw);
+  const auto& kern = pick_kernel(sbgemm_kernels(), variant);
+  SbgemmArgs args{a.data(), m, kw, sb.view(), out.data(), n};
+  {
+    nb::gil_scoped_release release;
+    kern.fn(args);
+  }
+  return kern.variant;
+}
+
 }  // namespace
 
 void bind_layers(nb::module_& m);  // bind_layers.cpp: bconv2d, acc2bits, acc2float, bmaxpool
@@ -143,9 +171,10 @@ NB_MODULE(_C, m) {
     if (op == "bitpack") return describe(bitpack_kernels());
     if (op == "bgemm") return describe(bgemm_kernels());
     if (op == "bconv2d") return describe(bconv2d_kernels());
+    if (op == "sbgemm") return describe(sbgemm_kernels());
     if (op == "acc2bits") return describe(acc2bits_kernels());
     if (op == "bmaxpool") return describe(bmaxpool_kernels());
-    throw std::invalid_argument("unknown op '" + op + "'; valid: acc2bits, bconv2d, bgemm, bitpack, bmaxpool");
+    throw std::invalid_argument("unknown op '" + op + "'; valid: acc2bits, bconv2d, bgemm, bitpack, bmaxpool, sbgemm");
   });
   // Outputs are .noconvert(): nanobind would otherwise hand the kernel a converted temporary copy
   // of an array of the wrong dtype or layout, and the caller's array would silently stay unwritten.
@@ -156,6 +185,10 @@ NB_MODULE(_C, m) {
         nb::arg("mode") = 0, nb::arg("variant") = "",
         "Binary GEMM out[m][n] = dot(a[m], b[n]) over k packed bits (see bgemm.h); mode 0: +-1 x +-1 "
         "(xor), 1: {0,1} x +-1 (and). Returns the variant that ran.");
+  m.def("sbgemm", &sbgemm, nb::arg("a"), nb::arg("b"), nb::arg("out").noconvert(), nb::arg("k"),
+        nb::arg("variant") = "",
+        "Block-sparse binary GEMM out[m][n] = sum_i (1 - 2 a_i) b_i: +-1 rows a x {0,1} mask rows b "
+        "(see sbgemm.h); zero words of b are skipped. Returns the variant that ran.");
   bind_layers(m);
   bind_engine(m);
 }

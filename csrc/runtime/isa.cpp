@@ -18,7 +18,8 @@ bool detect(Isa isa) {
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
              __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
     case Isa::kAvx512:
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      // AVX2 too: the AVX-512 variants may call AVX2 kernels (bconv2d's kMask runs the AVX2 sbgemm).
+      return detect(Isa::kAvx2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
              __builtin_cpu_supports("avx512vpopcntdq");
   }

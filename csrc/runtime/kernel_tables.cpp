@@ -27,6 +27,14 @@ const std::vector<Kernel<Bconv2dArgs>>& bconv2d_kernels() {
   return table;
 }
 
+const std::vector<Kernel<SbgemmArgs>>& sbgemm_kernels() {
+  static const std::vector<Kernel<SbgemmArgs>> table = {
+#define ONEBIT_SBGEMM(variant, isa, dispatchable) {#variant, Isa::isa, dispatchable, &sbgemm__##variant},
+#include "../kernels/kernels.inc"
+  };
+  return table;
+}
+
 const std::vector<Kernel<Acc2BitsArgs>>& acc2bits_kernels() {
   static const std::vector<Kernel<Acc2BitsArgs>> table = {
 #define ONEBIT_ACC2BITS(variant, isa, dispatchable) {#variant, Isa::isa, dispatchable, &acc2bits__##variant},

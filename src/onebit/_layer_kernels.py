@@ -23,8 +23,8 @@ from . import _blas  # noqa: F401  (loads OpenBLAS for _C first)
 from . import _C
 from .bitpack import MODES, words_for
 
-_BCONV_MODES = {"xor": 0, "and": 1}
-_PAD_VALUES = {"xor": (1, 0, -1), "and": (0, 1)}
+_BCONV_MODES = {"xor": 0, "and": 1, "mask": 2}
+_PAD_VALUES = {"xor": (1, 0, -1), "and": (0, 1), "mask": (1, 0, -1)}
 
 
 def _pair(v, name: str) -> tuple[int, int]:
@@ -96,6 +96,9 @@ def bconv2d(
 
     * ``mode="xor"``: +-1 activations x +-1 weights; ``pad_value`` +1 (bits 0), 0 (padded taps add
       nothing: torch's zero padding) or -1. ``mode="and"``: {0,1} activations; ``pad_value`` 0 or 1.
+      ``mode="mask"``: +-1 activations x {0,1} weights (SBNN's mask, packed with bit 1 = weight 1,
+      e.g. ``pack(m.permute(0, 2, 3, 1), mode="heaviside")``), run block-sparse (sbgemm.h): words of
+      zeros in the weight are skipped; ``pad_value`` as for ``"xor"``.
     * Output: ``int32`` dot products ``(N, OH, OW, C_out)``; with ``multiplier`` (and ``bias``)
       ``float32`` ``acc * multiplier + bias``; with ``threshold`` (and ``flip``) packed bits
       ``(N, OH, OW, out_groups * ceil(C_out / out_groups / 64))`` with

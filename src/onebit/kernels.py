@@ -21,7 +21,7 @@ from .bitpack import MODES, words_for
 
 __all__ = [
     "BGEMM_MODES", "acc2bits", "acc2float", "active_isa", "available_isas", "bconv2d", "bgemm", "bit_thresholds",
-    "bmaxpool", "kernel_variants", "pack", "pack_conv_weight", "use_isa",
+    "bmaxpool", "kernel_variants", "pack", "pack_conv_weight", "sbgemm", "use_isa",
 ]
 
 # bgemm dot-product modes (values shared with csrc/include/onebit/bgemm.h and the model file).
@@ -150,6 +150,22 @@ def bgemm(
     out = torch.empty((at.shape[0], bt.shape[0]), dtype=torch.int32)
     # numpy views (zero-copy) cross the binding in ~1 us; torch tensors go through DLPack (~7 us).
     _C.bgemm(at.numpy(), bt.numpy(), out.numpy(), k, BGEMM_MODES[mode], variant or "")
+    return out
+
+
+def sbgemm(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, k: int, *,
+           variant: str | None = None) -> torch.Tensor:
+    """Block-sparse binary GEMM: ``out[m, n] = sum_i x_i b_i`` over ``k`` bits, as ``torch.int32``.
+
+    ``a``: ``(M, ceil(k/64))`` packed +-1 activations (``mode="sign"``: bit 1 = -1); ``b``: ``(N,
+    ceil(k/64))`` packed {0,1} mask rows (``mode="heaviside"``: bit 1 = 1), SBNN's sparse weights.
+    Computed as ``popcount(b) - 2 popcount(a AND b)`` over the words that are nonzero in some row of
+    each block of 8 rows of ``b`` (``csrc/include/onebit/sbgemm.h``): zero words cost nothing.
+    """
+    k = operator.index(k)
+    at, bt = _packed_rows(a, "a"), _packed_rows(b, "b")
+    out = torch.empty((at.shape[0], bt.shape[0]), dtype=torch.int32)
+    _C.sbgemm(at.numpy(), bt.numpy(), out.numpy(), k, variant or "")
     return out
 
 

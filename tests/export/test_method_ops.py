@@ -130,7 +130,7 @@ def test_adaptive_pools(size, out, pool):
 @pytest.mark.parametrize("groups, pad_value, stride, cin", [(1, 0.0, 1, 16), (1, 1.0, 2, 70), (2, 0.0, 1, 24),
                                                              (4, 1.0, 1, 8), (1, 0.0, 1, 130)])
 def test_sbnn_engine_matches_reference_exactly(groups, pad_value, stride, cin):
-    """sbconv2d / sblinear through the dense bconv2d kernels (mask as the weight, dot_m = (S - acc) / 2):
+    """sbconv2d / sblinear through bconv2d's kMask mode (the block-sparse sbgemm on the mask):
     bit-identical to the reference on every ISA, with dead (all-zero mask) output channels, zero and
     +1 padding, grouped and word-unaligned channel counts, beta = 0 and beta != 0."""
     cout = 8 * groups
@@ -157,3 +157,63 @@ def test_sbnn_engine_matches_reference_exactly(groups, pad_value, stride, cin):
         with use_isa(isa):
             for threads in (1, 2):
                 assert torch.equal(onebit.Engine(blob, num_threads=threads)(x), ref), (isa, threads)
+
+
+def _block_sparse_sbnn(sparsity: float, cin: int = 64) -> nn.Module:
+    """SBNN's sparse domain (beta = 0) pruned in engine blocks (8 outputs x 64 inputs x 1 tap)."""
+    model = nn.Sequential(*_stem(cin), BinaryConv2d(cin, 72, 3, padding=1, bias=False, input_quantizer="approx_sign",
+                                                   weight_quantizer="domain_weight"),
+                          nn.BatchNorm2d(72), nn.Flatten())   # binary layer output: exact in the engine
+    torch.manual_seed(2)
+    model = randomize_(model, torch.empty(2, 3, 8, 8), 2).eval()
+    with torch.no_grad():
+        q = model[2].weight_quantizer
+        q.tau.fill_(0.5), q.phi.fill_(0.5)                                   # alpha = 1, beta = 0
+    onebit.sparsity.magnitude_prune_(model, sparsity, granularity="block")
+    return model
+
+
+def test_sbnn_block_sparse_mask_is_stored_as_nonzero_words():
+    """A block-pruned mask is written as index + nonzero words (smaller than dense), and runs exactly."""
+    model = _block_sparse_sbnn(0.75)
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    blob = export(model, x)
+    mf = read_model(blob)
+    (op,) = [op for op in mf.graph["ops"] if op["op"] == "sbconv2d"]
+    assert "mask" not in op["tensors"] and {"mask_index", "mask_words"} <= set(op["tensors"])
+    dense_bytes = 72 * 9 * 8
+    stored = sum(mf.tensors[op["tensors"][k]].nbytes for k in ("mask_index", "mask_words"))
+    assert stored < 0.4 * dense_bytes
+    ref = reference.run(blob, x)
+    with torch.no_grad():
+        assert close(model(x), ref)
+    for isa in available_isas():
+        with use_isa(isa):
+            assert torch.equal(onebit.Engine(blob, num_threads=2)(x), ref), isa
+
+
+def test_sbnn_malformed_sparse_masks_are_refused():
+    from onebit.export import ModelFileError, write_model
+
+    model = _block_sparse_sbnn(0.5, cin=40)            # 40 of 64 bits used: padding bits exist
+    x = torch.randn(1, 3, 8, 8)
+    mf = read_model(export(model, x))
+    (op,) = [op for op in mf.graph["ops"] if op["op"] == "sbconv2d"]
+    words = op["tensors"]["mask_words"]
+    good = mf.tensors[words]
+    for bad, match in ((good[:-1], "disagree"), (good | (1 << 63), "padding bits")):
+        mf.tensors[words] = bad.copy()
+        with pytest.raises(ModelFileError, match=match):
+            onebit.Engine(write_model(mf))
+    mf.tensors[words] = good
+    mf.tensors["extra_mask"] = numpy_zeros_like_dense(op)
+    op["tensors"]["mask"] = "extra_mask"
+    with pytest.raises(ModelFileError, match="either tensor 'mask' or both"):
+        onebit.Engine(write_model(mf))
+
+
+def numpy_zeros_like_dense(op):
+    import numpy as np
+
+    a = op["attrs"]
+    return np.zeros((a["out_channels"], *a["kernel"], (a["in_channels"] // a["groups"] + 63) // 64), dtype=np.uint64)

@@ -14,7 +14,9 @@
 // The dot product of output pixel p and output channel o (group g) over the taps t = (ky, kx):
 //     acc[p][o] = sum_t sum_{j < Cg} a(p, t, j) * w(o, t, j)
 // with w = 1 - 2 B (weight bit 1 <=> -1) and a per BgemmMode (bgemm.h): kXor a = 1 - 2 A (+-1),
-// kAnd a = A ({0,1}). A tap that falls outside the input (padding) has a = pad_value for every j:
+// kAnd a = A ({0,1}). kMask: a = 1 - 2 A (+-1) and w = B ({0,1}: SBNN's mask, bit 1 <=> 1); the
+// optimized variants run it on the block-sparse weights `sparse` (sbgemm.h), which must hold the
+// same bits as `weight` (the reference reads `weight`). A tap that falls outside the input (padding) has a = pad_value for every j:
 //   pad_value +1 (kXor): bits 0;  -1 (kXor): bits 1;  1 (kAnd): bits 1;  0: the tap adds nothing.
 // For kAnd, pad_value 0 and "bits 0" are the same thing (a = A = 0), so zero padding is exact.
 // For kXor, a = 0 is not a bit value. Derivation of the correction the optimized kernels use:
@@ -23,6 +25,9 @@
 // and sum_j w(o, t, j) = sum_j (1 - 2 B_j) = Cg - 2 popcount(w(o, t)) =: wsum[o][t], so
 //     acc_zero = acc_plus - sum_{padded t} wsum[o][t].
 // Equivalently acc_zero = K_valid - 2 popcount over the valid taps only, K_valid = #valid * Cg.
+// kMask pads like kXor: bits 0 (+1) for pad_value +1 and 0, Cg bits set for -1. A padded tap with
+// bits 0 adds sum_j (+1) B_j = popcount(w(o, t)) to sbgemm's result, so for pad_value 0
+//     acc_zero = acc_plus - sum_{padded t} wsum[o][t],  wsum[o][t] = popcount(w(o, t))   (kMask).
 //
 // Range: |acc| <= KH * KW * Cg, which must be < 2^31 (checked by the binding).
 //
@@ -36,6 +41,7 @@
 #include "onebit/bgemm.h"
 #include "onebit/bitpack.h"
 #include "onebit/output_transform.h"
+#include "onebit/sbgemm.h"
 
 namespace onebit {
 
@@ -57,10 +63,13 @@ struct Bconv2dArgs {
   int pad_value;           // kXor: +1, 0 or -1; kAnd: 0 or 1 (see above)
   OutputTransform output;  // out rows = output pixels in (n, oy, ox) order
   std::int64_t pixel_begin, pixel_end;  // output pixels this call computes
-  // Optional (kXor with pad_value 0 only): wsum[t][o] = Cg - 2 popcount(w(o, t)) as (KH * KW, C_out)
-  // int32, a constant of the weights an engine computes once (bconv2d_tap_sums). nullptr: each
-  // call computes it.
+  // Optional (kXor / kMask with pad_value 0 only): wsum[t][o] (kXor: Cg - 2 popcount(w(o, t)); kMask:
+  // popcount(w(o, t))) as (KH * KW, C_out) int32, a constant of the weights an engine computes once
+  // (bconv2d_tap_sums). nullptr: each call computes it.
   const std::int32_t* tap_sums = nullptr;
+  // kMask only: the weights of each group g as block-sparse rows, sparse[g] (sbgemm.h): C_out / G rows
+  // of KH * KW * words_for(Cg) words. Required by the optimized variants in kMask.
+  const SparseRows* sparse = nullptr;
 
   std::int64_t out_height() const { return conv_out_size(height, kernel_h, stride_h, pad_h, dilation_h); }
   std::int64_t out_width() const { return conv_out_size(width, kernel_w, stride_w, pad_w, dilation_w); }

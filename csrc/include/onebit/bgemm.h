@@ -40,7 +40,9 @@
 namespace onebit {
 
 // Dot-product modes; the values are part of the Python binding and of the model file.
-enum class BgemmMode : int { kXor = 0, kAnd = 1 };
+// kMask = 2: +-1 activations x {0,1} weights (SBNN's sparse weights): not a bgemm mode — bgemm
+// kernels take kXor and kAnd only — but bconv2d's mode for the block-sparse sbgemm (sbgemm.h).
+enum class BgemmMode : int { kXor = 0, kAnd = 1, kMask = 2 };
 
 // Arguments shared by every bgemm variant.
 //   a:   m rows, row r at a + r * lda; words_for(k) words each (lda >= words_for(k)).

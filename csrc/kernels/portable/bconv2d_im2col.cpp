@@ -21,11 +21,15 @@
 //     == 0, or one tap) k = K. Otherwise k = 64 * row words and, in kXor, bgemm returns
 //     k - 2 pop = (K - 2 pop) + (k - K): subtract k - K. kAnd returns popcount(A) - 2 pop, with
 //     no K in it: nothing to correct.
-//   * Padded taps are filled with the pad pattern: bits 0 for pad_value +1 (kXor) and 0 (kAnd),
-//     the Cg channel bits set for -1 (kXor) and 1 (kAnd); then the bgemm result is exact, except
-//     kXor with pad_value 0, where bits 0 stood for +1: subtract wsum[t][o] per padded tap t.
+//   * Padded taps are filled with the pad pattern: bits 0 for pad_value +1 (kXor, kMask) and 0
+//     (kAnd), the Cg channel bits set for -1 (kXor, kMask) and 1 (kAnd); then the bgemm result is
+//     exact, except kXor / kMask with pad_value 0, where bits 0 stood for +1: subtract wsum[t][o]
+//     per padded tap t (bconv2d.h).
+//   * kMask runs the block-sparse sbgemm (sbgemm.h) of the variant on a.sparse[g] instead of bgemm;
+//     its result has no K in it (popcount(B) - 2 popcount(A AND B)): no k correction.
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -38,6 +42,7 @@ namespace {
 
 using BgemmFn = void (*)(const BgemmArgs&);
 using Acc2BitsFn = void (*)(const Acc2BitsArgs&);
+using SbgemmFn = void (*)(const SbgemmArgs&);
 
 constexpr std::int64_t kBlockBytes = 64 * 1024;  // im2col block: stays in L2 while bgemm sweeps it
 constexpr std::int64_t kBlockRowMultiple = 60;   // a multiple of every bgemm tile height (3, 4, 5)
@@ -64,8 +69,9 @@ Plan make_plan(const Bconv2dArgs& a) {
   const std::int64_t k_logical = p.taps * p.cg;
   p.k = words_for(k_logical) == p.row_words ? k_logical : kWordBits * p.row_words;
   p.k_fix = a.mode == BgemmMode::kXor ? static_cast<std::int32_t>(p.k - k_logical) : 0;
-  p.zero_pad_fix = a.mode == BgemmMode::kXor && a.pad_value == 0 && (a.pad_h > 0 || a.pad_w > 0);
-  p.pad_ones = (a.mode == BgemmMode::kXor && a.pad_value == -1) || (a.mode == BgemmMode::kAnd && a.pad_value == 1);
+  const bool pm1 = a.mode != BgemmMode::kAnd;  // kXor, kMask: +-1 activations
+  p.zero_pad_fix = pm1 && a.pad_value == 0 && (a.pad_h > 0 || a.pad_w > 0);
+  p.pad_ones = (pm1 && a.pad_value == -1) || (a.mode == BgemmMode::kAnd && a.pad_value == 1);
   return p;
 }
 
@@ -200,8 +206,9 @@ bool direct_rows(const Bconv2dArgs& a) {
   return a.kernel_h == 1 && a.kernel_w == 1 && a.stride_h == 1 && a.stride_w == 1 && a.pad_h == 0 && a.pad_w == 0;
 }
 
-void run(const Bconv2dArgs& a, BgemmFn gemm, Acc2BitsFn to_bits) {
+void run(const Bconv2dArgs& a, BgemmFn gemm, SbgemmFn sgemm, Acc2BitsFn to_bits) {
   if (a.pixel_end <= a.pixel_begin) return;
+  if (a.mode == BgemmMode::kMask && !a.sparse) throw std::invalid_argument("bconv2d: kMask needs sparse weights");
   const Plan p = make_plan(a);
   const bool direct = direct_rows(a);
   const std::int64_t block = std::max(kBlockRowMultiple, kBlockBytes / (8 * p.row_words) / kBlockRowMultiple *
@@ -229,8 +236,13 @@ void run(const Bconv2dArgs& a, BgemmFn gemm, Acc2BitsFn to_bits) {
     for (std::int64_t g = 0; g < a.groups; ++g) {
       const word_t* rows_a = direct ? a.x + p0 * p.pixel_words + g * p.wg : buf;
       if (!direct) im2col(a, p, im, g, p0, rows, buf);
-      gemm(BgemmArgs{rows_a, a.weight + g * p.og * p.row_words, rows, p.og, p.k, direct ? p.pixel_words : p.row_words,
-                     p.row_words, a.mode, acc + g * p.og, a.out_channels});
+      const std::int64_t lda = direct ? p.pixel_words : p.row_words;
+      if (a.mode == BgemmMode::kMask) {
+        sgemm(SbgemmArgs{rows_a, rows, lda, a.sparse[g], acc + g * p.og, a.out_channels});
+      } else {
+        gemm(BgemmArgs{rows_a, a.weight + g * p.og * p.row_words, rows, p.og, p.k, lda, p.row_words, a.mode,
+                       acc + g * p.og, a.out_channels});
+      }
     }
     fix_block(a, p, p0, rows, tap_sums, acc);
     write_block(a, p0, rows, acc, to_bits);
@@ -240,20 +252,29 @@ void run(const Bconv2dArgs& a, BgemmFn gemm, Acc2BitsFn to_bits) {
 }  // namespace
 
 void bconv2d_tap_sums(const Bconv2dArgs& a, std::int32_t* out) {
-  // wsum[t][o] = sum_j (1 - 2 B_j) = Cg - 2 popcount(w(o, t)) (bconv2d.h); padding bits are 0.
+  // wsum[t][o] = sum_j (1 - 2 B_j) = Cg - 2 popcount(w(o, t)) (bconv2d.h); kMask: sum_j B_j =
+  // popcount(w(o, t)). Padding bits are 0.
   const std::int64_t taps = a.kernel_h * a.kernel_w, cg = a.in_channels / a.groups, wg = words_for(cg);
   for (std::int64_t o = 0; o < a.out_channels; ++o) {
     for (std::int64_t t = 0; t < taps; ++t) {
       const word_t* w = a.weight + (o * taps + t) * wg;
       std::int64_t pop = 0;
       for (std::int64_t i = 0; i < wg; ++i) pop += __builtin_popcountll(w[i]);
-      out[t * a.out_channels + o] = static_cast<std::int32_t>(cg - 2 * pop);
+      out[t * a.out_channels + o] = static_cast<std::int32_t>(a.mode == BgemmMode::kMask ? pop : cg - 2 * pop);
     }
   }
 }
 
-void bconv2d__im2col_4x4__portable(const Bconv2dArgs& a) { run(a, &bgemm__4x4__portable, &acc2bits__portable); }
-void bconv2d__im2col_3x8__avx2_nvec(const Bconv2dArgs& a) { run(a, &bgemm__3x8__avx2_nvec, &acc2bits__avx2); }
-void bconv2d__im2col_5x32__avx512_nvec(const Bconv2dArgs& a) { run(a, &bgemm__5x32__avx512_nvec, &acc2bits__avx512); }
+void bconv2d__im2col_4x4__portable(const Bconv2dArgs& a) {
+  run(a, &bgemm__4x4__portable, &sbgemm__4x8__portable, &acc2bits__portable);
+}
+void bconv2d__im2col_3x8__avx2_nvec(const Bconv2dArgs& a) {
+  run(a, &bgemm__3x8__avx2_nvec, &sbgemm__3x8__avx2_nvec, &acc2bits__avx2);
+}
+// kMask on AVX-512 CPUs runs the AVX2 sbgemm (every CPU with the AVX-512 subset onebit needs has
+// AVX2); an AVX-512 sbgemm is not written yet.
+void bconv2d__im2col_5x32__avx512_nvec(const Bconv2dArgs& a) {
+  run(a, &bgemm__5x32__avx512_nvec, &sbgemm__3x8__avx2_nvec, &acc2bits__avx512);
+}
 
 }  // namespace onebit

@@ -13,8 +13,10 @@ inline int bit_at(const word_t* row, std::int64_t i) {
   return static_cast<int>((row[i / kWordBits] >> (i % kWordBits)) & 1u);
 }
 
-// The value an activation bit stands for: +-1 (bit 1 <=> -1) in kXor, {0,1} in kAnd.
-inline int activation(int bit, BgemmMode mode) { return mode == BgemmMode::kXor ? 1 - 2 * bit : bit; }
+// The value an activation bit stands for: +-1 (bit 1 <=> -1) in kXor and kMask, {0,1} in kAnd.
+inline int activation(int bit, BgemmMode mode) { return mode == BgemmMode::kAnd ? bit : 1 - 2 * bit; }
+// The value a weight bit stands for: +-1 (bit 1 <=> -1), or {0,1} (bit 1 <=> 1) in kMask.
+inline int weight(int bit, BgemmMode mode) { return mode == BgemmMode::kMask ? bit : 1 - 2 * bit; }
 
 // The dot product of output pixel (n, oy, ox) and output channel o.
 std::int64_t dot(const Bconv2dArgs& a, std::int64_t n, std::int64_t oy, std::int64_t ox, std::int64_t o) {
@@ -30,7 +32,7 @@ std::int64_t dot(const Bconv2dArgs& a, std::int64_t n, std::int64_t oy, std::int
       const word_t* w = a.weight + ((o * a.kernel_h + ky) * a.kernel_w + kx) * wg;
       for (std::int64_t j = 0; j < cg; ++j) {
         const int x = inside ? activation(bit_at(px, j), a.mode) : a.pad_value;
-        sum += x * (1 - 2 * bit_at(w, j));  // weight bit 1 <=> -1
+        sum += x * weight(bit_at(w, j), a.mode);
       }
     }
   }

@@ -252,8 +252,16 @@ def _elastic_shape(op, shapes):
     return [list(shapes[0])]
 
 
-_SB_TENSORS = {"mask": ("uint64", _bweight_shape), "gain": ("float32", _per_out), "beta": ("float32", _per_out),
+def _mask_index_shape(op, shapes):
+    return [(int(np.prod(_bweight_shape(op, shapes))) + 63) // 64]
+
+
+# The mask is dense ("mask") or sparse ("mask_index" + "mask_words", fold.nonzero_words); the length of
+# mask_words depends on the data (rule None: checked by _check_sb_mask).
+_SB_TENSORS = {"mask": ("uint64", _bweight_shape), "mask_index": ("uint64", _mask_index_shape),
+               "mask_words": ("uint64", None), "gain": ("float32", _per_out), "beta": ("float32", _per_out),
                "bias": ("float32", _per_out), "bn_scale": ("float32", _per_out), "bn_shift": ("float32", _per_out)}
+_SB_OPTIONAL = {"mask", "mask_index", "mask_words", "bn_scale", "bn_shift"}
 
 OPS.update({
     "adaptive_pool": {"kinds": (("float",), "float"), "shape": _adaptive_shape,
@@ -271,10 +279,10 @@ OPS.update({
                     "optional": set()},
     "sbconv2d": {"kinds": (("bits",), "float"), "shape": _conv_shape,
                  "attrs": {**_CONV_ATTRS, "pad": _one_of(*PAD_MODES)},
-                 "tensors": dict(_SB_TENSORS), "optional": {"bn_scale", "bn_shift"}},
+                 "tensors": dict(_SB_TENSORS), "optional": _SB_OPTIONAL},
     "sblinear": {"kinds": (("bits",), "float"), "shape": _linear_shape,
                  "attrs": {"in_features": _POS, "out_features": _POS},
-                 "tensors": dict(_SB_TENSORS), "optional": {"bn_scale", "bn_shift"}},
+                 "tensors": dict(_SB_TENSORS), "optional": _SB_OPTIONAL},
 })
 
 
@@ -311,7 +319,7 @@ def _check_tensors(op: dict, spec: dict, shapes: list, tensors: dict[str, np.nda
         arr = tensors.get(refs[role]) if isinstance(refs[role], str) else None
         if arr is None:
             raise _fail(f"op {op.get('name')}: tensor {refs[role]!r} ({role}) is not in the file")
-        want = list(rule(op, shapes))
+        want = list(rule(op, shapes)) if rule is not None else [arr.shape[0] if arr.ndim == 1 else -1]
         if arr.dtype != np.dtype(dtype) or list(arr.shape) != want:
             raise _fail(f"op {op.get('name')}: tensor {role} must be {dtype} {want}, got {arr.dtype} {list(arr.shape)}")
 
@@ -373,6 +381,32 @@ def _check_op(i: int, op: Any, values: dict, defined: set, tensors: dict) -> Non
         raise _fail(f"op #{i} (bitpack): mode {attrs['mode']} gives domain "
                     f"{'pm1' if attrs['mode'] == 'sign' else '01'}, value says {out['domain']}")
     _check_tensors(op, spec, shapes, tensors)
+    if op["op"] in ("sbconv2d", "sblinear"):
+        _check_sb_mask(i, op, shapes, tensors)
+
+
+def _check_sb_mask(i: int, op: dict, shapes: list, tensors: dict[str, np.ndarray]) -> None:
+    """The two-level mask: dense, or index + words that agree (no bits past the mask, one word per set bit),
+    and no bits past Cin/groups in any tap or row (they would count in popcount(mask))."""
+    refs = op.get("tensors", {})
+    if ("mask" in refs) == ("mask_index" in refs) or ("mask_index" in refs) != ("mask_words" in refs):
+        raise _fail(f"op #{i} ({op['op']}): needs either tensor 'mask' or both 'mask_index' and 'mask_words'")
+    shape = _bweight_shape(op, shapes)
+    if "mask" in refs:
+        words = tensors[refs["mask"]].reshape(-1)
+    else:
+        index, live = tensors[refs["mask_index"]], tensors[refs["mask_words"]]
+        total = int(np.prod(shape))
+        bits = np.unpackbits(index.view(np.uint8), bitorder="little")
+        if bits[total:].any() or int(bits.sum()) != live.shape[0]:
+            raise _fail(f"op #{i} ({op['op']}): mask_index and mask_words disagree "
+                        f"({int(bits[:total].sum())} index bits, {live.shape[0]} words, or bits past {total})")
+        words = np.zeros(total, dtype=np.uint64)
+        words[bits[:total].astype(bool)] = live
+    a = op["attrs"]
+    used = (a["in_channels"] // a["groups"] if "kernel" in a else a["in_features"]) % 64
+    if used and (words.reshape(-1, shape[-1])[:, -1] >> np.uint64(used)).any():
+        raise _fail(f"op #{i} ({op['op']}): mask has bits set past the input channels of a tap (padding bits must be 0)")
 
 
 def validate(model: ModelFile) -> dict:

@@ -101,8 +101,11 @@ class MethodLowering:
         is_conv = isinstance(m, onn.BinaryConv2d)
         attrs = self.conv_attrs(m, name) if is_conv else {"in_features": m.in_features, "out_features": m.out_features}
         bias = m.bias.detach().float() if m.bias is not None else torch.zeros_like(gain)
-        tensors = {"mask": fold.pack_conv_weight(mask) if is_conv else fold.pack_linear_weight(mask),
-                   "gain": gain, "beta": beta, "bias": bias}
+        packed = fold.pack_conv_weight(mask) if is_conv else fold.pack_linear_weight(mask)
+        index, words = fold.nonzero_words(packed)
+        # The smaller encoding: dense, or the nonzero words + a 1-bit-per-word index (fold.nonzero_words).
+        enc = {"mask_index": index, "mask_words": words} if index.nbytes + words.nbytes < packed.nbytes else {"mask": packed}
+        tensors = {**enc, "gain": gain, "beta": beta, "bias": bias}
         if bn is not None:
             tensors["bn_scale"], tensors["bn_shift"] = fold.batchnorm_affine(bn, bn_name)
         return self.emit("sbconv2d" if is_conv else "sblinear", name, [bits_in], self.value(out_shape), attrs, tensors)
