@@ -20,7 +20,7 @@ from .regularizers import binary_layers
 
 __all__ = [
     "DomainFit", "LayerSparsity", "MaskedWeight", "SparsityReport", "domain_fit", "domain_quantize",
-    "magnitude_prune_", "sparsity_report", "to_domain_",
+    "magnitude_prune_", "restore_masks_", "sparsity_report", "to_domain_",
 ]
 
 FILLS = ("zero", "beta")
@@ -91,9 +91,15 @@ class MaskedWeight(Quantizer):
             raise ValueError(f"fill must be one of {list(FILLS)}, got {fill!r}")
         if fill == "beta" and not isinstance(inner, DomainWeight):
             raise ValueError("fill='beta' needs a domain_weight quantizer (SBNN); use fill='zero' otherwise")
-        self.inner, self.fill = inner, fill
+        self.inner = inner
         self.precision, self.domain = inner.precision, inner.domain
         self.register_buffer("mask", mask.to(torch.bool))
+        # The fill is state (0: zero, 1: beta), so that a checkpoint alone rebuilds the layer (restore_masks_).
+        self.register_buffer("fill_code", torch.tensor(FILLS.index(fill), dtype=torch.uint8))
+
+    @property
+    def fill(self) -> str:
+        return FILLS[int(self.fill_code)]
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         q = self.inner(w)
@@ -106,6 +112,24 @@ class MaskedWeight(Quantizer):
 
     def hparams(self) -> dict[str, Any]:
         return {"inner": self.inner.to_config(), "fill": self.fill}
+
+
+@torch.no_grad()
+def restore_masks_(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> list[str]:
+    """Wrap the binary layers of ``model`` whose entries in ``state_dict`` carry a pruning mask
+    (``<layer>.weight_quantizer.mask``) in :class:`MaskedWeight`, so that ``model.load_state_dict``
+    then loads a pruned checkpoint. Returns the names of the layers wrapped (already wrapped ones are
+    left as they are)."""
+    wrapped = []
+    for name, layer in binary_layers(model):
+        prefix = f"{name}.weight_quantizer." if name else "weight_quantizer."
+        if prefix + "mask" not in state_dict or isinstance(layer.weight_quantizer, MaskedWeight):
+            continue
+        code = state_dict.get(prefix + "fill_code")
+        fill = FILLS[int(code)] if code is not None and 0 <= int(code) < len(FILLS) else "zero"
+        layer.weight_quantizer = MaskedWeight(layer.weight_quantizer, state_dict[prefix + "mask"], fill)
+        wrapped.append(name)
+    return wrapped
 
 
 def _prune_scores(layer: nn.Module, fill: str, granularity: str = "weight") -> torch.Tensor:

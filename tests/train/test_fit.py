@@ -378,3 +378,38 @@ def test_rng_state_survives_a_weights_only_checkpoint(tmp_path):
     set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
     again = (torch.rand(3), __import__("random").random(), __import__("numpy").random.rand())
     assert torch.equal(expected[0], again[0]) and expected[1:] == again[1:]
+
+
+def test_prune_recipe_prunes_once_keeps_masks_and_resumes(tmp_path):
+    """recipe.prune: masks appear at the start of epoch 1, stay fixed after it, survive a kill + resume
+    (same weights as an uninterrupted run) and a rebuild from the checkpoint (load_trained_model)."""
+    from onebit.sparsity import MaskedWeight, sparsity_report
+    from onebit.train import load_trained_model
+
+    overrides = ["prune.sparsity=0.5", "prune.epoch=1", "prune.granularity=block"]
+    reference = tiny_recipe(tmp_path / "reference", *overrides)
+    model_a, *loaders = setup_run(reference)
+    masks = {}
+
+    class Watch(Callback):
+        def on_epoch_end(self, state):
+            found = {n: m.mask.clone() for n, m in model_a.named_modules() if isinstance(m, MaskedWeight)}
+            assert bool(found) == (state.epoch >= 2), state.epoch       # state.epoch counts finished epochs
+            for n, mask in found.items():
+                assert torch.equal(masks.setdefault(n, mask), mask)      # fixed once pruned
+
+    fit(model_a, *loaders, reference, callbacks=[Watch()])
+    assert masks and sparsity_report(model_a).sparsity >= 0.5
+
+    recipe = tiny_recipe(tmp_path / "killed", *overrides)
+    model_b, *loaders = setup_run(recipe)
+    with pytest.raises(Killed):
+        fit(model_b, *loaders, recipe, callbacks=[KillAfter(2)])
+    model_c, *loaders = setup_run(recipe)
+    fit(model_c, *loaders, recipe, resume=True)
+    assert_same_weights(model_a, model_c)
+
+    rebuilt, _, _ = load_trained_model(tmp_path / "killed" / "last.pt")
+    assert_same_weights(model_a, rebuilt)
+    with pytest.raises(ValueError, match="prune.sparsity"):
+        tiny_recipe(None, "prune.sparsity=1.0")

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from ..binarize import BinarizeConfig, binarize_
 from ..checkpoint import load_checkpoint
+from ..sparsity import restore_masks_
 from ._util import optional_import
 from .recipe import DataConfig, ModelConfig, Recipe
 
@@ -135,6 +136,7 @@ def load_trained_model(path: str | os.PathLike) -> tuple[nn.Module, Recipe, dict
         raise ValueError(f"{os.fspath(path)!r} has no recipe: it was not written by onebit.train")
     recipe = Recipe.from_yaml_str(text)
     model = build_model(recipe.model, method=ckpt["config"])
+    restore_masks_(model, ckpt["state_dict"])  # a run with recipe.prune: its layers carry masks
     model.load_state_dict(ckpt["state_dict"])
     return model, recipe, ckpt
 

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..binarize import get_config
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..sparsity import MaskedWeight, magnitude_prune_, restore_masks_
 from ._util import atomic_write
 from .distributed import DistInfo, all_gather_objects, all_reduce_sum, distributed, shard_loader
 from .losses import build_regularizer, training_loss
@@ -233,6 +234,7 @@ class _Trainer:
         if (mine and mine.to_json()) != (theirs and theirs.to_json()):
             raise ValueError(f"{path} was trained with binarize config {theirs}, this model has {mine}")
         extra = ckpt["extra"]
+        restore_masks_(self.model, ckpt["state_dict"])  # pruned before the checkpoint (recipe.prune)
         self.model.load_state_dict(ckpt["state_dict"])
         st.optimizer.load_state_dict(extra["optimizer"])
         st.scheduler.load_state_dict(extra["scheduler"])
@@ -256,6 +258,7 @@ class _Trainer:
         try:
             while st.epoch < self.recipe.epochs and not st.stop:
                 start = time.perf_counter()
+                self._maybe_prune()
                 train = self._train_epoch()
                 val = evaluate(self.net, self.val_loader, device=self.info.device, amp=self.amp) \
                     if self.val_loader is not None else None
@@ -266,6 +269,19 @@ class _Trainer:
         for cb in self.callbacks:
             cb.on_train_end(st)
         return FitResult(st.history, st.best_val_acc, st.best_epoch, self.recipe.out_dir)
+
+    def _maybe_prune(self) -> None:
+        """recipe.prune: prune at the start of epoch ``prune.epoch`` (every rank computes the same masks
+        from the same weights); a resumed run whose checkpoint is already pruned keeps its masks."""
+        p = self.recipe.prune
+        if p.sparsity <= 0 or self.state.epoch != p.epoch:
+            return
+        if any(isinstance(m, MaskedWeight) for m in self.model.modules()):
+            return
+        got = magnitude_prune_(self.model, p.sparsity, scope=p.scope, granularity=p.granularity)
+        mean = sum(got.values()) / max(1, len(got))
+        self._print(f"prune: {len(got)} binary layers to sparsity {p.sparsity} ({p.granularity}, {p.scope}); "
+                    f"realised mean {mean:.3f}")
 
     def _train_epoch(self) -> dict[str, Any]:
         st, recipe, device = self.state, self.recipe, self.info.device

@@ -27,6 +27,7 @@ __all__ = [
     "LogConfig",
     "ModelConfig",
     "OptimConfig",
+    "PruneConfig",
     "Recipe",
     "RegularizerConfig",
     "ScheduleConfig",
@@ -346,6 +347,24 @@ class RegularizerConfig(_Section):
 
 
 @dataclass
+class PruneConfig(_Section):
+    """Magnitude pruning of the binary layers (``onebit.sparsity.magnitude_prune_``) at the start of epoch
+    ``epoch`` (0-based) to ``sparsity``; training then continues with the masks fixed (pruned weights get
+    no gradient). ``granularity: block`` prunes whole 8-output x 64-input-channel blocks per tap, the
+    structure the engine skips and stores compactly (SBNN); ``sparsity: 0`` disables pruning."""
+
+    _section: ClassVar[str] = "prune"
+    sparsity: float = 0.0
+    epoch: int = 0
+    granularity: Literal["weight", "block"] = "weight"
+    scope: Literal["layer", "global"] = "layer"
+
+    def _validate(self) -> None:
+        self._check(0 <= self.sparsity < 1, "sparsity", "must lie in [0, 1)")
+        self._check(self.epoch >= 0, "epoch", "must be >= 0")
+
+
+@dataclass
 class LogConfig(_Section):
     """A progress line every ``every`` steps (0: none); TensorBoard and PNG curves when the
     ``tensorboard`` / ``matplotlib`` packages are importable."""
@@ -373,6 +392,7 @@ class Recipe(_Section):
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
     log: LogConfig = field(default_factory=LogConfig)
     epochs: int = 10
     seed: int = 0
@@ -387,6 +407,7 @@ class Recipe(_Section):
         self._check(self.device == "auto" or _is_device(self.device), "device", "must be 'auto' or a torch device")
         self._check(self.version == RECIPE_VERSION, "version", f"this onebit reads recipe version {RECIPE_VERSION}")
         self._check(all(m <= self.epochs for m in self.schedule.milestones), "epochs", "must cover schedule.milestones")
+        self._check(self.prune.sparsity == 0 or self.prune.epoch < self.epochs, "prune.epoch", "must be < epochs")
 
     # ---- YAML
     def to_yaml(self) -> str:
