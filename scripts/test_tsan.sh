@@ -58,8 +58,18 @@ LIBSTDCXX=$(gcc -print-file-name=libstdc++.so)
 export LD_PRELOAD="$LIBTSAN:$LIBSTDCXX"
 REPORTS="$PWD/build/tsan/reports"
 rm -rf "$REPORTS" && mkdir -p "$REPORTS"
+# Suppressed, each a report seen here that is not about onebit's code:
+#  - _dl_deallocate_tls: glibc frees a finished thread's dynamic TLS block (where _C's thread_local scratch
+#    lives) when a new thread reuses its cached stack; the exiting thread's thread_local destructor
+#    (scratch.cpp) read it before, and the ordering goes through glibc's stack-cache lock, which TSan does
+#    not see (ld.so and libc are not instrumented).
+SUPP="$PWD/build/tsan/suppressions.txt"
+printf '%s\n' "race:_dl_deallocate_tls" > "$SUPP"
 # report_signal_unsafe=0: CPython's and faulthandler's signal handlers are not ours.
-export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:report_signal_unsafe=0:log_path=$REPORTS/tsan${ONEBIT_TSAN_OPTIONS:+:$ONEBIT_TSAN_OPTIONS}"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:report_signal_unsafe=0:suppressions=$SUPP:log_path=$REPORTS/tsan${ONEBIT_TSAN_OPTIONS:+:$ONEBIT_TSAN_OPTIONS}"
+# torch's own intra-op threads (OpenMP, uninstrumented libgomp) synchronize in ways TSan cannot see: one
+# thread keeps torch's work on the calling thread, so the threads TSan watches are python's and the engine's.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 report() { if compgen -G "$REPORTS/*" >/dev/null; then echo "[tsan] sanitizer reports:" >&2; cat "$REPORTS"/* >&2; fi; }
 trap report EXIT
 # TSan needs its fixed memory layout: on kernels with high ASLR entropy it aborts at start-up
