@@ -182,7 +182,7 @@ Engine::Engine(GraphDef graph, int num_threads) : graph_(std::move(graph)), num_
       int z = -1;
       if (ins.size() == 2) {
         z = ins[0] == v ? ins[1] : ins[0];
-        if (z == v || graph_.values[z].kind != ValueKind::kFloat ||
+        if (z == v || (!ops[j]->stage_commutes() && ins[0] != v) || graph_.values[z].kind != ValueKind::kFloat ||
             graph_.values[z].shape != graph_.values[v].shape)
           break;
       } else if (ins.size() != 1) {

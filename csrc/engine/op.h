@@ -57,6 +57,9 @@ class Op {
   // runs the stages fused into it, in order, on each tile of its output right after computing it,
   // with the same float operations as the unfused ops (bit-identical results).
   virtual bool is_stage() const { return false; }
+  // A two-operand stage whose operands cannot swap (y + gate * z): it fuses only when the producer's
+  // output is its first input.
+  virtual bool stage_commutes() const { return true; }
   virtual void stage(float* /*y*/, const float* /*z*/, std::int64_t /*rows*/, std::int64_t /*ld*/, std::int64_t /*c0*/,
                      std::int64_t /*n*/) const {}
   virtual bool accepts_stages() const { return false; }

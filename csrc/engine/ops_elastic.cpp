@@ -7,6 +7,8 @@
 //   expand_tile:       T(x)[c] = x[c mod C_in];   expand_interleave: T(x)[c] = x[c / g],  C_out = g C_in
 // (a real 1x1 conv path is a conv2d op before this one, with path identity). Two roundings, as
 // PyTorch's gate * T(x) then + y (this library is compiled with -ffp-contract=off).
+// The identity path is an epilogue stage (op.h): fused into the binary conv that produces y, it runs
+// on each block of the conv's output while the block is in cache (same two roundings).
 #include "op.h"
 
 namespace onebit::engine {
@@ -29,14 +31,21 @@ class ElasticAdd final : public Op {
     gate_ = f32(d, "gate", co);
   }
   void run(const RunCtx& ctx) const override {
-    const std::int64_t co = x_.c(), ci = l_.c(), hw = x_.pixels();
-    for (std::int64_t n = 0; n < ctx.batch; ++n) {
-      const float* y = ctx.at<const float>(in_[0], n, x_.bytes());
-      const float* x = ctx.at<const float>(in_[1], n, l_.bytes());
-      float* out = ctx.at<float>(out_[0], n, y_.bytes());
-      for (std::int64_t p = 0; p < hw; ++p)
+    const std::int64_t co = x_.c(), ci = l_.c();
+    const float* y = reinterpret_cast<const float*>(ctx.ptr[in_[0]]);
+    const float* x = reinterpret_cast<const float*>(ctx.ptr[in_[1]]);
+    float* out = reinterpret_cast<float*>(ctx.ptr[out_[0]]);
+    ctx.parallel_for(ctx.batch * x_.pixels(), [&](int, std::int64_t p0, std::int64_t p1) {  // flat pixels
+      for (std::int64_t p = p0; p < p1; ++p)
         for (std::int64_t c = 0; c < co; ++c) out[p * co + c] = y[p * co + c] + gate_[c] * align(x + p * ci, c, ci);
-    }
+    });
+  }
+  bool is_stage() const override { return path_ == kIdentity; }
+  bool stage_commutes() const override { return false; }
+  void stage(float* y, const float* z, std::int64_t rows, std::int64_t ld, std::int64_t c0, std::int64_t n) const override {
+    const float* g = gate_.data() + c0;
+    for (std::int64_t r = 0; r < rows; ++r, y += ld, z += ld)
+      for (std::int64_t c = 0; c < n; ++c) y[c] = y[c] + g[c] * z[c];
   }
 
  private:

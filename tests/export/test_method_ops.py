@@ -217,3 +217,22 @@ def numpy_zeros_like_dense(op):
 
     a = op["attrs"]
     return np.zeros((a["out_channels"], *a["kernel"], (a["in_channels"] // a["groups"] + 63) // 64), dtype=np.uint64)
+
+
+def test_elastic_link_identity_path_is_fused_into_the_binary_conv(monkeypatch):
+    """The identity link (C_in = C_out, stride 1) runs in the bconv2d's epilogue: elastic_add reports 0 s,
+    and the output is bit-identical to the unfused ops (ONEBIT_ENGINE_FUSE=0) on every ISA."""
+    conv = BinaryConv2d(16, 16, 3, padding=1, bias=False, input_quantizer="approx_sign")
+    model = nn.Sequential(*_stem(16), ElasticLink.around(conv, nn.BatchNorm2d(16)), nn.Hardtanh(), *_head(16))
+    assert "elastic_add" in check(model, (3, 9, 9))
+    x = torch.randn(2, 3, 9, 9, generator=torch.Generator().manual_seed(3))
+    blob = export(model.eval(), x)
+    for isa in available_isas():
+        with use_isa(isa):
+            fused = onebit.Engine(blob, num_threads=2)
+            monkeypatch.setenv("ONEBIT_ENGINE_FUSE", "0")
+            plain = onebit.Engine(blob, num_threads=2)
+            monkeypatch.delenv("ONEBIT_ENGINE_FUSE")
+            assert torch.equal(fused(x).view(torch.int32), plain(x).view(torch.int32)), isa
+    prof = {k: s for k, _, s in fused.profile(x[:1])}
+    assert prof["elastic_add"] == 0.0 and prof["bconv2d"] > 0.0

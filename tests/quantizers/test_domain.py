@@ -131,3 +131,31 @@ def test_domain_errors():
     with pytest.raises(ValueError, match="t must be"):
         DomainWeight(t=0.0)
     assert math.isfinite(domain_quantize(torch.ones(3)).error.item())
+
+
+def test_sparse_domain_beta_zero():
+    """beta="zero": w_q in {0, 2 tau}, tau gets sum g (sign + 1), phi is unused; closed-form init and
+    set_values respect beta = 0; the option round-trips through the config."""
+    import torch
+
+    from onebit.quantizers import DomainWeight
+    from onebit.quantizers import get as build_quantizer
+
+    q = DomainWeight(beta="zero")
+    w = torch.tensor([-0.5, 0.0, 0.3, -0.1], requires_grad=True)
+    with torch.no_grad():
+        q.tau.fill_(0.75)
+    y = q(w)
+    assert torch.equal(y.detach(), torch.tensor([0.0, 1.5, 1.5, 0.0]))
+    y.sum().backward()
+    assert q.tau.grad.item() == 4.0 and q.phi.grad is None
+    assert [v.item() for v in q.values()] == [1.5, 0.0]
+    with pytest.raises(ValueError, match="beta = 0"):
+        q.set_values(1.0, -1.0)
+    q2 = DomainWeight(init="closed_form", beta="zero")
+    q2.init_from_weight(torch.tensor([-1.0, 0.2, 0.4]))
+    assert q2.values()[0].item() == pytest.approx(0.3) and q2.values()[1].item() == 0.0
+    again = build_quantizer(q.to_config())
+    assert isinstance(again, DomainWeight) and again.beta_zero
+    with pytest.raises(ValueError, match="beta must be"):
+        DomainWeight(beta="one")

@@ -126,13 +126,20 @@ class DomainWeight(Quantizer):
     ``"ede"`` (IR-Net EDE with ``t``; CIFAR-10 code). ``init="closed_form"`` sets (tau, phi) from the
     least-squares fit of the layer's weights (:func:`domain_fit`) whenever the layer's weight is set.
     No per-channel scale: the BatchNorm after the conv absorbs it.
+
+    ``beta="zero"``: SBNN's sparse domain {0, alpha}: phi is tied to tau, so w_q = tau (sign(w) + 1) =
+    2 tau 1[w >= 0] (alpha = 2 tau, beta = 0; dL/dtau = sum g (sign(w) + 1)); the 0-bits are zeros,
+    which the engine skips and the file can leave out (``onebit.sparsity``, sbgemm.h).
     """
 
     name = "domain_weight"
     domain = "ab"
 
-    def __init__(self, ste: str = "identity", init: str = "constant", t: float = 1.0) -> None:
+    def __init__(self, ste: str = "identity", init: str = "constant", t: float = 1.0, beta: str = "learned") -> None:
         super().__init__()
+        if beta not in ("learned", "zero"):
+            raise ValueError(f"beta must be 'learned' or 'zero', got {beta!r}")
+        self.beta_zero = beta == "zero"
         if ste not in STES:
             raise ValueError(f"ste must be one of {list(STES)}, got {ste!r}")
         if init not in INITS:
@@ -152,16 +159,19 @@ class DomainWeight(Quantizer):
         return ede_sign(w, self.t)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        return self.tau * self.signs(w) + self.phi
+        return self.tau * self.signs(w) + (self.tau if self.beta_zero else self.phi)
 
     def values(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(alpha, beta) = (phi + tau, phi - tau)."""
-        return self.phi + self.tau, self.phi - self.tau
+        """(alpha, beta) = (phi + tau, phi - tau); (2 tau, 0) with beta="zero"."""
+        phi = self.tau if self.beta_zero else self.phi
+        return phi + self.tau, phi - self.tau
 
     @torch.no_grad()
     def set_values(self, alpha: float | torch.Tensor, beta: float | torch.Tensor) -> None:
         """Set (tau, phi) from the two domain values."""
         alpha, beta = torch.as_tensor(alpha, dtype=self.tau.dtype), torch.as_tensor(beta, dtype=self.tau.dtype)
+        if self.beta_zero and float(beta) != 0.0:
+            raise ValueError(f"this domain has beta = 0 (beta='zero'), got beta = {float(beta)}")
         self.tau.copy_((alpha - beta) / 2)
         self.phi.copy_((alpha + beta) / 2)
 
@@ -169,9 +179,14 @@ class DomainWeight(Quantizer):
     def init_from_weight(self, weight: torch.Tensor) -> None:
         if self.init != "closed_form":
             return
+        if self.beta_zero:  # least squares of w ~ alpha 1[w >= 0]: alpha = the mean of the w >= 0
+            ones = weight[weight >= 0]
+            if ones.numel():
+                self.set_values(ones.mean(), 0.0)
+            return
         fit = domain_fit(weight)
         if 0 < int(fit.mask.sum()) < fit.mask.numel():  # a one-group fit would give tau = 0 (no gradient)
             self.set_values(fit.alpha, fit.beta)
 
     def hparams(self) -> dict[str, Any]:
-        return {"ste": self.ste, "init": self.init, "t": self.t}
+        return {"ste": self.ste, "init": self.init, "t": self.t, **({"beta": "zero"} if self.beta_zero else {})}
