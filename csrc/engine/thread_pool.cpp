@@ -19,9 +19,17 @@ ThreadPool*& current_pool() {
   return pool;
 }
 
+namespace {
+constexpr int kGenShift = 40, kChunkShift = 20;
+constexpr std::uint64_t kField = (std::uint64_t{1} << 20) - 1;
+inline std::uint64_t gen_of(std::uint64_t c) { return c >> kGenShift; }
+inline std::uint64_t chunks_of(std::uint64_t c) { return (c >> kChunkShift) & kField; }
+inline std::uint64_t next_of(std::uint64_t c) { return c & kField; }
+}  // namespace
+
 ThreadPool::ThreadPool(int num_threads) {
   const int workers = std::max(1, num_threads) - 1;
-  errors_.resize(workers + 1);
+  errors_.resize(static_cast<std::size_t>(kChunksPerThread) * (workers + 1));
   workers_.reserve(workers);
   for (int i = 0; i < workers; ++i) workers_.emplace_back([this, i] { worker(i + 1); });
 }
@@ -36,11 +44,20 @@ ThreadPool::~ThreadPool() {
   for (auto& w : workers_) w.join();
 }
 
-void ThreadPool::run_chunk(int t) noexcept {
-  try {
-    (*fn_)(t, n_ * t / chunks_, n_ * (t + 1) / chunks_);
-  } catch (...) {
-    errors_[t] = std::current_exception();
+void ThreadPool::claim_and_run(std::uint64_t gen, int t) noexcept {
+  std::uint64_t c = claim_.load(std::memory_order_acquire);
+  for (;;) {
+    if (gen_of(c) != gen || next_of(c) >= chunks_of(c)) return;  // another region, or nothing left
+    if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    // Chunk k is ours: the region cannot end (nor its fields change) before done_ counts it.
+    const std::int64_t k = static_cast<std::int64_t>(next_of(c));
+    try {
+      (*fn_)(t, n_ * k / chunks_, n_ * (k + 1) / chunks_);
+    } catch (...) {
+      errors_[static_cast<std::size_t>(k)] = std::current_exception();
+    }
+    done_.fetch_add(1, std::memory_order_acq_rel);
+    c = claim_.load(std::memory_order_acquire);
   }
 }
 
@@ -59,45 +76,41 @@ void ThreadPool::worker(int index) {
     }
     seen = g;
     if (stop_.load(std::memory_order_acquire)) return;
-    if (index < chunks_) run_chunk(index);
-    // Every worker acknowledges every region (even without a chunk), so none still reads the
-    // region's fields when the next region writes them.
-    remaining_.fetch_sub(1, std::memory_order_acq_rel);
+    claim_and_run(g & ((std::uint64_t{1} << 24) - 1), index);
   }
 }
 
-void ThreadPool::wait_done() const {
-  for (int i = 0; remaining_.load(std::memory_order_acquire) > 0; ++i) {
+void ThreadPool::parallel_for(std::int64_t n, const ChunkFn& fn) {
+  if (n <= 0) return;
+  const int chunks = static_cast<int>(std::min<std::int64_t>(std::int64_t{kChunksPerThread} * size(), n));
+  std::unique_lock<std::mutex> region(busy_, std::try_to_lock);
+  if (size() == 1 || chunks == 1 || !region.owns_lock()) {  // run here, same chunks
+    for (int k = 0; k < chunks; ++k) fn(0, n * k / chunks, n * (k + 1) / chunks);
+    return;
+  }
+  fn_ = &fn;
+  n_ = n;
+  chunks_ = chunks;
+  std::fill(errors_.begin(), errors_.begin() + chunks, nullptr);
+  done_.store(0, std::memory_order_relaxed);
+  std::uint64_t gen;
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    gen = (generation_.load(std::memory_order_relaxed) + 1) & ((std::uint64_t{1} << 24) - 1);
+    claim_.store(gen << kGenShift | static_cast<std::uint64_t>(chunks) << kChunkShift, std::memory_order_release);
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  cv_.notify_all();
+  claim_and_run(gen, 0);
+  for (int i = 0; done_.load(std::memory_order_acquire) < chunks; ++i) {
     if (i < kSpinIters) {
       ONEBIT_PAUSE();
     } else {
       std::this_thread::yield();
     }
   }
-}
-
-void ThreadPool::parallel_for(std::int64_t n, const ChunkFn& fn) {
-  if (n <= 0) return;
-  const int chunks = static_cast<int>(std::min<std::int64_t>(size(), n));
-  std::unique_lock<std::mutex> region(busy_, std::try_to_lock);
-  if (chunks == 1 || !region.owns_lock()) {  // one chunk, or the pool is busy: run here, same chunks
-    for (int t = 0; t < chunks; ++t) fn(t, n * t / chunks, n * (t + 1) / chunks);
-    return;
-  }
-  fn_ = &fn;
-  n_ = n;
-  chunks_ = chunks;
-  std::fill(errors_.begin(), errors_.end(), nullptr);
-  remaining_.store(size() - 1, std::memory_order_relaxed);
-  {
-    std::lock_guard<std::mutex> lock(m_);
-    generation_.fetch_add(1, std::memory_order_release);
-  }
-  cv_.notify_all();
-  run_chunk(0);
-  wait_done();
-  for (auto& e : errors_) {
-    if (e) std::rethrow_exception(e);
+  for (int k = 0; k < chunks; ++k) {
+    if (errors_[static_cast<std::size_t>(k)]) std::rethrow_exception(errors_[static_cast<std::size_t>(k)]);
   }
 }
 
