@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` and `make test`. Each does all set-up itself.
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-slow fuzz test-asan clean
+.PHONY: setup demo test test-slow fuzz test-asan test-tsan clean
 
 setup:
 	bash scripts/bootstrap.sh
@@ -26,5 +26,9 @@ fuzz: setup
 test-asan:
 	bash scripts/test_asan.sh
 
+# ThreadSanitizer build (.venv-tsan, build/tsan) and the engine concurrency tests (docs/reliability.md §5).
+test-tsan:
+	bash scripts/test_tsan.sh
+
 clean:
-	rm -rf build .venv .venv-asan .pytest_cache .hypothesis
+	rm -rf build .venv .venv-asan .venv-tsan .pytest_cache .hypothesis
