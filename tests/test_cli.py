@@ -192,3 +192,18 @@ def test_the_onebit_program_shows_no_traceback_for_a_missing_data_set(tmp_path):
     assert out.returncode == 1, out.stderr
     assert "Traceback" not in out.stderr
     assert out.stderr.startswith("onebit train: error: Fashion-MNIST directory") and "apt-get install" in out.stderr
+
+
+def test_the_onebit_program_reports_a_damaged_checkpoint_on_resume(tmp_path):
+    """--resume from a truncated last.pt: one line naming the file, exit 1, no traceback."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"PK\x03\x04 truncated")
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text("model: {name: small_cnn, kwargs: {width: 4}}\ndata: {name: synthetic}\nepochs: 1\n"
+                      f"log: {{every: 0, plot: false, tensorboard: false}}\nout_dir: {run}\n")
+    out = subprocess.run([sys.executable, "-m", "onebit.cli", "train", "--recipe", str(recipe), "--resume"],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    assert out.stderr.startswith("onebit train: error:") and "last.pt" in out.stderr

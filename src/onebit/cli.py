@@ -40,11 +40,16 @@ _DATA_ERRORS = (OSError, ValueError, ImportError)
 def _data_set_error(args: argparse.Namespace, exc: BaseException) -> bool:
     """Whether ``exc`` should be shown as a one-line error: the command runs as a program (``args.program``)
     and ``exc`` was raised while a data set was being built (``onebit.train.build.build_dataset`` is on its
-    traceback), not later during training, where a traceback is what a bug report needs."""
+    traceback), not later during training, where a traceback is what a bug report needs; or ``exc`` is a
+    CheckpointError (``--resume`` from a truncated ``last.pt``, a damaged distillation teacher)."""
+    from .checkpoint import CheckpointError
     from .train.build import build_dataset
 
-    return bool(getattr(args, "program", False)) and isinstance(exc, _DATA_ERRORS) and any(
-        frame.f_code is build_dataset.__code__ for frame, _ in traceback.walk_tb(exc.__traceback__))
+    if not getattr(args, "program", False) or not isinstance(exc, _DATA_ERRORS):
+        return False
+    if isinstance(exc, CheckpointError):  # a damaged checkpoint to resume from or distil from: its message says which
+        return True
+    return any(frame.f_code is build_dataset.__code__ for frame, _ in traceback.walk_tb(exc.__traceback__))
 
 
 def _report(args: argparse.Namespace, exc: BaseException) -> int:
