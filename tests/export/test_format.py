@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from onebit.export import ModelFile, ModelFileError, read_model, write_model
-from onebit.export.format import ALIGN, MAGIC
+from onebit.export.format import ALIGN, MAGIC, seal
 
 
 def sample():
@@ -84,8 +84,28 @@ DAMAGE = [
 @pytest.mark.parametrize("damage,match", DAMAGE)
 def test_damaged_files_raise_clear_errors(damage, match):
     blob = damage(write_model(sample()))
+    # Resealed (checksum recomputed) to reach the structural check; as written, the checksum refuses it.
     with pytest.raises(ModelFileError, match=match):
+        read_model(seal(blob))
+    with pytest.raises(ModelFileError):
         read_model(blob)
+
+
+def test_checksum_catches_damage_no_structural_check_sees():
+    blob = bytearray(write_model(sample()))
+    assert struct.unpack_from("<I", blob, 8)[0] == 2 and read_model(bytes(blob))
+    blob[-3] ^= 0x10                                        # one bit of the last weight blob
+    with pytest.raises(ModelFileError, match="checksum mismatch"):
+        read_model(bytes(blob))
+    assert read_model(seal(blob)).tensors["w"].size        # the same bytes, resealed: structurally fine
+
+
+def test_version_1_files_are_still_read():
+    good = write_model(sample())
+    v1 = good[:8] + struct.pack("<II", 1, 0) + good[16:]   # version 1: no checksum, field 0
+    assert read_model(v1).graph == read_model(good).graph
+    with pytest.raises(ModelFileError, match="reserved field"):
+        read_model(good[:8] + struct.pack("<II", 1, 5) + good[16:])
 
 
 def test_magic_constant_and_writer_errors():

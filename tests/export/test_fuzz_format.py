@@ -163,8 +163,11 @@ def test_many_entries_on_one_blob_fail_before_allocating():
 
 def test_nonzero_reserved_field_is_refused():
     data = bytearray(write_model(SAMPLE))
+    struct.pack_into("<I", data, 8, 1)   # version 1: the field is reserved and must be 0
     struct.pack_into("<I", data, 12, 1)
     rejected(bytes(data), "reserved field is 1")
+    struct.pack_into("<I", data, 8, 2)   # version 2: it is the checksum
+    rejected(bytes(data), "checksum mismatch")
 
 
 def test_writer_refuses_what_the_reader_would():

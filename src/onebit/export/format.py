@@ -4,8 +4,8 @@ Layout (all integers little-endian)::
 
     offset  size  field
     0       8     magic  b"ONEBIT\\x00\\x01"
-    8       4     format version (uint32), currently 1
-    12      4     reserved, 0
+    8       4     format version (uint32), currently 2
+    12      4     CRC-32 (zlib) of every byte after the preamble (header and data); version 1: 0
     16      8     header length H (uint64): bytes of the JSON header that follows
     24      H     JSON header, UTF-8, padded with spaces so the data section starts 64-byte aligned
     24+H    ...   data section: tensor blobs, each starting at a multiple of 64 bytes
@@ -14,6 +14,9 @@ The JSON header is ``{"graph": <any JSON>, "metadata": {str: str}, "tensors": {n
 ``entry = {"dtype": "float32"|"int32"|"uint64"|"uint8", "shape": [int, ...], "offset": int, "nbytes": int}``;
 offsets are relative to the data section. The reader checks every field, offset, size and overlap
 before it hands out a single array, and raises :class:`ModelFileError` naming what is wrong.
+Version 2 adds the checksum, so damage anywhere (a flipped bit in a weight blob, which no structural
+check can see) is an error instead of a silently different model; version 1 files (field 0, no
+checksum) are still read.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +33,10 @@ import numpy as np
 __all__ = ["FORMAT_VERSION", "MAGIC", "ModelFile", "ModelFileError", "read_model", "write_model"]
 
 MAGIC = b"ONEBIT\x00\x01"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READ_VERSIONS = (1, 2)
 ALIGN = 64
-_PREAMBLE = struct.Struct("<8sIIQ")  # magic, version, reserved, header length
+_PREAMBLE = struct.Struct("<8sIIQ")  # magic, version, CRC-32 (version 1: reserved, 0), header length
 _DTYPES = {"float32": np.float32, "int32": np.int32, "uint64": np.uint64, "uint8": np.uint8}
 _MAX_HEADER = 64 << 20  # a 64 MiB JSON header is already absurd; refuse before allocating
 _MAX_NDIM = 32  # numpy's limit is 64; no model tensor comes close, and math.prod stays cheap
@@ -82,7 +87,16 @@ def write_model(model: ModelFile) -> bytes:
     data = bytearray(offset)
     for start, raw in blobs:
         data[start:start + len(raw)] = raw
-    return _PREAMBLE.pack(MAGIC, FORMAT_VERSION, 0, len(header)) + header + bytes(data)
+    body = header + bytes(data)
+    return _PREAMBLE.pack(MAGIC, FORMAT_VERSION, zlib.crc32(body), len(header)) + body
+
+
+def seal(buf: bytes | bytearray) -> bytes:
+    """``buf`` with its version-2 checksum recomputed (a fuzzer's tool: to reach the checks behind it)."""
+    out = bytearray(buf)
+    if len(out) >= _PREAMBLE.size and struct.unpack_from("<I", out, 8)[0] == 2:
+        struct.pack_into("<I", out, 12, zlib.crc32(memoryview(out)[_PREAMBLE.size:]))
+    return bytes(out)
 
 
 def _fail(msg: str) -> ModelFileError:
@@ -127,14 +141,17 @@ def _parse_header(buf: bytes) -> tuple[dict, int]:
     magic, version, reserved, hlen = _PREAMBLE.unpack_from(buf, 0)
     if magic != MAGIC:
         raise _fail(f"bad magic {magic!r} (expected {MAGIC!r}); this is not a onebit model")
-    if version != FORMAT_VERSION:
-        raise _fail(f"format version {version} is not supported (this onebit reads version {FORMAT_VERSION})")
-    if reserved != 0:
-        raise _fail(f"reserved field is {reserved}, must be 0 in format version {FORMAT_VERSION}")
+    if version not in _READ_VERSIONS:
+        raise _fail(f"format version {version} is not supported (this onebit reads versions {list(_READ_VERSIONS)})")
+    if version == 1 and reserved != 0:
+        raise _fail(f"reserved field is {reserved}, must be 0 in format version 1")
     if hlen > _MAX_HEADER or _PREAMBLE.size + hlen > len(buf):
         raise _fail(f"header length {hlen} runs past the end of the {len(buf)}-byte file (truncated?)")
     if (_PREAMBLE.size + hlen) % ALIGN:
         raise _fail(f"header length {hlen} does not leave the data section {ALIGN}-byte aligned")
+    if version == 2 and zlib.crc32(memoryview(buf)[_PREAMBLE.size:]) != reserved:
+        raise _fail(f"checksum mismatch (CRC-32 {zlib.crc32(memoryview(buf)[_PREAMBLE.size:]):#010x}, the preamble "
+                    f"says {reserved:#010x}): the file is damaged or truncated")
     try:
         header = _loads(buf[_PREAMBLE.size:_PREAMBLE.size + hlen])
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
