@@ -150,8 +150,8 @@ def _parse_header(buf: bytes) -> tuple[dict, int]:
     if (_PREAMBLE.size + hlen) % ALIGN:
         raise _fail(f"header length {hlen} does not leave the data section {ALIGN}-byte aligned")
     if version == 2 and zlib.crc32(memoryview(buf)[_PREAMBLE.size:]) != reserved:
-        raise _fail(f"checksum mismatch (CRC-32 {zlib.crc32(memoryview(buf)[_PREAMBLE.size:]):#010x}, the preamble "
-                    f"says {reserved:#010x}): the file is damaged or truncated")
+        raise _fail(f"checksum mismatch: the file is damaged or truncated (CRC-32 of header and data "
+                    f"{zlib.crc32(memoryview(buf)[_PREAMBLE.size:]):#010x}, the preamble says {reserved:#010x})")
     try:
         header = _loads(buf[_PREAMBLE.size:_PREAMBLE.size + hlen])
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
