@@ -2,13 +2,15 @@
 number of threads, with a per-op profile of the engine (stem / binary body / head).
 
     .venv/bin/python benchmarks/bench_engine.py [--models toy_bireal toy_reactnet bireal18 ...]
-                                                [--threads 1 2] [--repeats 20] [--json out.json]
+                                                [--methods bnn xnor ...] [--threads 1 2] [--repeats 20]
+                                                [--json out.json]
 
 Models: toy ResNet-likes built from onebit.nn blocks (float stem, binary blocks, float head; torch
 runs the same binarized module in eval, i.e. FP32 convs on +-1 values) and zoo models
 (``onebit.models.create(name, num_classes=1000, in_chans=3, method=...)`` at 224x224, vgg_small at 32x32;
-torch runs the float model, method=None). A zoo model the converter cannot export yet is skipped
-with its error. Latency = median over --repeats calls after warm-up. Profile: the engine's per-op
+torch runs the float model, method=None); ``--methods`` runs each zoo model once per method (one row
+per method: issue 6's per-method table) instead of its default method. A zoo model the converter
+cannot export yet is skipped with its error. Latency = median over --repeats calls after warm-up. Profile: the engine's per-op
 wall times (one profiled call, median of 5) summed into stem (float ops before the first binary op),
 body (first to last binary op), head (after the last binary op).
 """
@@ -28,7 +30,7 @@ from onebit.export import export
 from onebit.timing import median_seconds
 from onebit.nn import BinaryBasicBlock, ReActNetBlock
 
-BINARY_OPS = {"bitpack", "bconv2d", "blinear", "bmaxpool"}
+BINARY_OPS = {"bitpack", "bconv2d", "blinear", "bmaxpool", "dybitpack", "sbconv2d", "sblinear"}
 ZOO = {  # name -> (method, resolution, classes)
     "bireal18": ("bireal", 224, 1000),
     "reactnet_a": ("reactnet", 224, 1000),
@@ -61,10 +63,11 @@ def toy_reactnet():
 TOYS = {"toy_bireal": toy_bireal, "toy_reactnet": toy_reactnet}
 
 
-def build(name: str):
+def build(name: str, method: str | None = None):
     if name in TOYS:
         return TOYS[name]()
-    method, res, classes = ZOO[name]
+    default, res, classes = ZOO[name]
+    method = method or default
     binary = onebit.models.create(name, num_classes=classes, in_chans=3, method=method).eval()
     fp32 = onebit.models.create(name, num_classes=classes, in_chans=3, method=None).eval()
     return binary, fp32, (3, res, res)
@@ -85,14 +88,15 @@ def split_profile(engine: onebit.Engine, x) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in parts.items()}
 
 
-def bench(name: str, threads: list[int], repeats: int) -> list[dict]:
-    binary, fp32, shape = build(name)
+def bench(name: str, threads: list[int], repeats: int, method: str | None = None) -> list[dict]:
+    binary, fp32, shape = build(name, method)
+    label = name if method is None else f"{name}/{method}"
     x = torch.randn(1, *shape)
     try:
         with torch.no_grad():
             blob = export(binary, x)
     except Exception as exc:  # noqa: BLE001 - any converter refusal is reported, not fatal
-        print(f"{name}: skipped, does not export yet: {type(exc).__name__}: {str(exc)[:160]}", flush=True)
+        print(f"{label}: skipped, does not export yet: {type(exc).__name__}: {str(exc)[:160]}", flush=True)
         return []
     rows = []
     for t in threads:
@@ -103,25 +107,28 @@ def bench(name: str, threads: list[int], repeats: int) -> list[dict]:
             torch_s = median_seconds(lambda: fp32(x), repeats)
         engine_s = median_seconds(lambda: engine(xn), repeats)
         prof = split_profile(engine, xn)
-        rows.append({"model": name, "input": list(shape), "threads": t, "engine_ms": 1e3 * engine_s,
+        rows.append({"model": name, "method": method, "input": list(shape), "threads": t, "engine_ms": 1e3 * engine_s,
                      "torch_fp32_ms": 1e3 * torch_s, "speedup": torch_s / engine_s,
                      **{f"{k}_ms": 1e3 * v for k, v in prof.items()}, "file_bytes": len(blob)})
         r = rows[-1]
-        print(f"{name:14s} {t}T  engine {r['engine_ms']:8.2f} ms  torch FP32 {r['torch_fp32_ms']:8.2f} ms  "
-              f"x{r['speedup']:5.2f}  | stem {r['stem_ms']:7.2f}  body {r['body_ms']:7.2f}  head {r['head_ms']:6.2f} ms",
-              flush=True)
+        print(f"{label:20s} {t}T  engine {r['engine_ms']:8.2f} ms  torch FP32 {r['torch_fp32_ms']:8.2f} ms  "
+              f"x{r['speedup']:5.2f}  | stem {r['stem_ms']:7.2f}  body {r['body_ms']:7.2f}  head {r['head_ms']:6.2f} ms"
+              f"  | file {len(blob) / 2**20:.2f} MiB", flush=True)
     return rows
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=[*TOYS, *ZOO])
+    p.add_argument("--methods", nargs="+", default=None, help="zoo models: one run per method")
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--json", default=None, help="also write the rows here")
     args = p.parse_args()
     print(f"# ISA {onebit.kernels.available_isas()[-1]}, float GEMM: {_C.float_gemm_backend()}, torch {torch.__version__}")
-    rows = [r for m in args.models for r in bench(m, args.threads, args.repeats)]
+    methods = args.methods or [None]
+    rows = [r for m in args.models for meth in (methods if m in ZOO else [None])
+            for r in bench(m, args.threads, args.repeats, meth)]
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
