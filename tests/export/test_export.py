@@ -149,3 +149,15 @@ def test_truncated_file_raises(exported):
     blob = exported["plain_zero_pad"][2]
     with pytest.raises(ModelFileError):
         onebit.Engine(blob[: len(blob) // 2])
+
+
+def test_file_size_is_within_5_percent_of_one_bit_per_binary_weight():
+    """Engine issue: file <= 1.05 x (binary params / 8 + 4 bytes per float param), on a model whose
+    layers are word-aligned (vgg_small: 128-512 channels); benchmarks/bench_file_size.py has the zoo."""
+    from onebit.summary import summary
+
+    torch.manual_seed(0)
+    model = onebit.models.create("vgg_small", num_classes=10, in_chans=3, method="bnn").eval()
+    ideal = summary(model, (1, 3, 32, 32), print_table=False).memory_bytes
+    size = len(export(model, torch.randn(1, 3, 32, 32)))
+    assert ideal < size <= 1.05 * ideal
