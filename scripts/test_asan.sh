@@ -12,24 +12,10 @@ cd "$(dirname "$0")/.."
 VENV=${ONEBIT_ASAN_VENV:-.venv-asan}
 SANITIZE=${ONEBIT_SANITIZE:-address,undefined}
 read -r -a TESTS <<< "${ONEBIT_ASAN_TESTS:-tests/kernels}"  # one or more paths
-PIP_ARGS=(-q -c scripts/constraints.txt)
-[ -d /opt/wheels ] && PIP_ARGS+=(--find-links /opt/wheels)
-
 log() { echo "[asan] $*"; }
 
-if [ ! -x "$VENV/bin/python" ]; then
-  log "creating virtualenv $VENV"
-  python3 -m venv "$VENV"
-fi
-PY="$VENV/bin/python"
-if ! "$PY" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
-  log "installing torch==2.13.0 (CPU) into $VENV"
-  "$PY" -m pip install "${PIP_ARGS[@]}" torch==2.13.0
-fi
-if ! "$PY" -c "import nanobind, scikit_build_core, pytest, hypothesis, yaml" 2>/dev/null; then
-  log "installing build and test dependencies into $VENV"
-  "$PY" -m pip install "${PIP_ARGS[@]}" -r scripts/requirements-dev.txt
-fi
+# shellcheck source=scripts/sanitizer_venv.sh
+source scripts/sanitizer_venv.sh
 
 log "building onebit._C with -fsanitize=$SANITIZE (build/asan)"
 "$PY" -m pip install "${PIP_ARGS[@]}" --no-build-isolation --no-deps -e . \
