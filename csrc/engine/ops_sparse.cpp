@@ -96,6 +96,7 @@ class SBConv final : public Op {
     // Output pixels per kernel call (general path): the int32 block stays within ~256 KiB.
     tile_ = std::clamp<std::int64_t>((std::int64_t{1} << 18) / (4 * (cout_ + g)) / 60 * 60, 60, 1 << 14);
   }
+  bool accepts_stages() const override { return true; }  // float output: epilogue fusion (op.h)
   std::int64_t scratch_bytes() const override {
     return acc_bytes() + (regroup_ ? x_.pixels() * args_.groups * wg_ * 8 : 0);
   }
@@ -107,13 +108,13 @@ class SBConv final : public Op {
       char* scratch = ctx.thread_scratch(t);
       auto* acc = reinterpret_cast<std::int32_t*>(scratch);
       float* y = ctx.at<float>(out_[0], 0, y_.bytes());
-      if (!regroup_) return tiles(kern.fn, ctx.at<const word_t>(in_[0], 0, x_.bytes()), ctx.batch, p0, p1, acc, y);
+      if (!regroup_) return tiles(ctx, kern.fn, ctx.at<const word_t>(in_[0], 0, x_.bytes()), ctx.batch, 0, p0, p1, acc, y);
       auto* xr = reinterpret_cast<word_t*>(scratch + acc_bytes());
       for (std::int64_t n = p0 / per_sample; n * per_sample < p1; ++n) {  // one sample at a time
         regroup(ctx.at<const word_t>(in_[0], n, x_.bytes()), xr);
         const std::int64_t b = std::max(p0, n * per_sample) - n * per_sample;
         const std::int64_t e = std::min(p1, (n + 1) * per_sample) - n * per_sample;
-        tiles(kern.fn, xr, 1, b, e, acc, y + n * per_sample * cout_);
+        tiles(ctx, kern.fn, xr, 1, n * per_sample, b, e, acc, y + n * per_sample * cout_);
       }
     });
   }
@@ -151,14 +152,16 @@ class SBConv final : public Op {
     }
   }
 
-  // Output pixels [p0, p1) of the `batch` images at x (flat (n, oy, ox) order, y at pixel 0).
-  void tiles(void (*fn)(const Bconv2dArgs&), const word_t* x, std::int64_t batch, std::int64_t p0, std::int64_t p1,
-             std::int32_t* acc, float* y) const {
+  // Output pixels [p0, p1) of the `batch` images at x (flat (n, oy, ox) order, y at pixel 0, which is
+  // flat pixel `pixel0` of the whole batch: where the fused stages find their second operands).
+  void tiles(const RunCtx& ctx, void (*fn)(const Bconv2dArgs&), const word_t* x, std::int64_t batch,
+             std::int64_t pixel0, std::int64_t p0, std::int64_t p1, std::int32_t* acc, float* y) const {
     Bconv2dArgs a = args_;
     a.x = x, a.batch = batch;
-    if (beta_zero_) {  // y = float(dot_m) * gain + bias in the kernel, then the BN stage per block
+    const Epilogue e{this, &ctx, pixel0};
+    if (beta_zero_) {  // y = float(dot_m) * gain + bias in the kernel, then BN and the fused stages per block
       a.pixel_begin = p0, a.pixel_end = p1, a.output.out = y;
-      if (!bn_scale_.empty()) a.output.epilogue = &bn_epilogue, a.output.epilogue_ctx = this;
+      if (!bn_scale_.empty() || !stages_.empty()) a.output.epilogue = &epilogue, a.output.epilogue_ctx = &e;
       return fn(a);
     }
     for (std::int64_t q = p0; q < p1; q += tile_) {
@@ -170,12 +173,19 @@ class SBConv final : public Op {
       std::int32_t* sums = acc + tile_ * cout_;
       box_sums(x, q, q1, sums);
       finish(acc, sums, q1 - q, y + q * cout_);
+      run_stages(ctx, pixel0 + q, y + q * cout_, q1 - q, cout_, 0, cout_);
     }
   }
 
-  static void bn_epilogue(const void* self, float* y, std::int64_t /*first*/, std::int64_t rows) {
-    const auto* op = static_cast<const SBConv*>(self);
-    op->bn_stage(y, rows);
+  struct Epilogue {
+    const SBConv* op;
+    const RunCtx* ctx;
+    std::int64_t pixel0;
+  };
+  static void epilogue(const void* p, float* y, std::int64_t first, std::int64_t rows) {
+    const auto& e = *static_cast<const Epilogue*>(p);
+    e.op->bn_stage(y, rows);
+    e.op->run_stages(*e.ctx, e.pixel0 + first, y, rows, e.op->cout_, 0, e.op->cout_);
   }
   void bn_stage(float* y, std::int64_t rows) const {
     if (bn_scale_.empty()) return;

@@ -236,3 +236,33 @@ def test_elastic_link_identity_path_is_fused_into_the_binary_conv(monkeypatch):
             assert torch.equal(fused(x).view(torch.int32), plain(x).view(torch.int32)), isa
     prof = {k: s for k, _, s in fused.profile(x[:1])}
     assert prof["elastic_add"] == 0.0 and prof["bconv2d"] > 0.0
+
+
+@pytest.mark.parametrize("beta_zero", [True, False])
+def test_sbnn_ops_take_fused_stages(beta_zero, monkeypatch):
+    """sbconv2d runs its following per-channel ops (ReActNet-style RPReLU, residual add) in its epilogue,
+    bit-identical to running them one by one, in both output paths (beta = 0 in the kernel; beta != 0
+    with the box sums)."""
+    model = onebit.models.create("resnet20", num_classes=10, method="sbnn", width_mult=0.5)
+    torch.manual_seed(4)
+    model = randomize_(model, torch.empty(2, 3, 16, 16), 4).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, BinaryConv2d):
+                q = m.weight_quantizer
+                q.tau.fill_(0.5), q.phi.fill_(0.5 if beta_zero else 0.2)
+                m.weight.copy_(torch.where(torch.rand_like(m.weight) < 0.3, 1.0, -1.0) * m.weight.abs())
+    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    blob = export(model, x)
+    assert "sbconv2d" in {op["op"] for op in read_model(blob).graph["ops"]}
+    fused = onebit.Engine(blob, num_threads=2)
+    monkeypatch.setenv("ONEBIT_ENGINE_FUSE", "0")
+    plain = onebit.Engine(blob, num_threads=2)
+    monkeypatch.delenv("ONEBIT_ENGINE_FUSE")
+    assert torch.equal(fused(x).view(torch.int32), plain(x).view(torch.int32))
+    prof = fused.profile(x[:1])
+    after_sb = [prof[i + 1] for i, (k, _, _) in enumerate(prof[:-1]) if k == "sbconv2d"]
+    fused_after = [s for k, _, s in after_sb if k in ("rprelu", "add", "affine")]
+    assert fused_after and all(s == 0.0 for s in fused_after)   # ran in the sbconv2d's epilogue (0 s)
+    with torch.no_grad():
+        assert close(model(x), fused(x))
