@@ -18,7 +18,10 @@ Latency: the op's time from ``Engine.profile`` (best of --rounds). Sizes: the ma
 it (the converter writes the smaller of the raw packed mask and ``nzw`` = the nonzero 64-bit words +
 a 1-bit-per-word index: ``mask_index`` / ``mask_words``), the whole ``.onebit`` file, and ``H`` = the
 entropy bound of an unstructured bit mask at that density (no encoding can beat it on i.i.d. bits).
-Zoo: resnet20 (CIFAR, 32x32), method bnn (dense) vs sbnn at the same mask sparsities (random).
+Zoo: resnet20 (CIFAR, 32x32): sbnn (= the reactnet method's blocks with two-level weights) against the
+same blocks with dense sign weights (method reactnet), masks random or block-pruned
+(``magnitude_prune_(granularity="block")``). "binary layers" = the time of the bconv2d / sbconv2d ops,
+which includes the per-channel float ops fused into their epilogues (RPReLU, residual adds).
 """
 
 from __future__ import annotations
@@ -125,12 +128,12 @@ def run_zoo(rounds: int, sparsities: list[float]) -> None:
     torch.manual_seed(0)
     x = torch.randn(1, 3, 32, 32)
     bin_ops = {"bconv2d", "blinear", "sbconv2d", "sblinear"}
-    dense = onebit.models.create("resnet20", num_classes=10, method="bnn").eval()
+    dense = onebit.models.create("resnet20", num_classes=10, method="reactnet").eval()
     blob = export(dense, x)
     t_bin = best_op_time(onebit.Engine(blob), x, bin_ops, rounds)
     t_all = best_op_time(onebit.Engine(blob), x, {op["op"] for op in read_model(blob).graph["ops"]}, rounds)
     dw = weight_tensor(blob, "bconv2d", "weight")
-    print(f"## resnet20 @ 32x32, 1 thread: dense bnn binary layers {t_bin * 1e6:.0f} us (model {t_all * 1e6:.0f} us), "
+    print(f"## resnet20 @ 32x32, 1 thread: dense (reactnet) binary layers {t_bin * 1e6:.0f} us (model {t_all * 1e6:.0f} us), "
           f"binary weights {dw.nbytes} B, file {len(blob)} B")
     print("| masks | sparsity | binary layers us | speed-up | model us | masks stored B | weights / masks | file B |")
     print("|---|---|---|---|---|---|---|---|")
@@ -157,10 +160,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--sparsity", default="0.5,0.75,0.9")
     parser.add_argument("--no-zoo", action="store_true")
+    parser.add_argument("--no-layer", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     sp = [float(v) for v in args.sparsity.split(",")]
-    run_layer(args.rounds, sp)
+    if not args.no_layer:
+        run_layer(args.rounds, sp)
     if not args.no_zoo:
         run_zoo(args.rounds, sp)
 

@@ -52,11 +52,11 @@ def two_level_weight(layer: nn.Module, name: str) -> tuple[torch.Tensor, torch.T
     """Weights with at most two values per output channel (SBNN's {alpha, beta} domain) as
     (mask (int64 0/1, weight shape), gain (C_out,), base (C_out,)) with w = base + gain * mask.
 
-    ``base`` is the more frequent value of the channel (ties: the one of smaller magnitude), so the mask
-    marks the rarer value and the engine's work and the file's sparse encoding follow the sparsity
-    (SBNN's expected-connections penalty makes the 1-bits rare; pruning with fill "beta" adds 0-bits);
-    in SBNN's sparse domain (beta = 0) the zeros are the base and no box-sum term is needed.
-    ``gain`` = other - base.
+    ``base``: 0 when it is one of the channel's values (SBNN's sparse domain: the engine then needs no
+    box-sum term for the layer, and pruned weights are zero words it skips); otherwise the more frequent
+    value (ties: the one of smaller magnitude), so the mask marks the rarer value and the engine's work
+    and the file's sparse encoding follow the sparsity (SBNN's expected-connections penalty makes the
+    1-bits rare). ``gain`` = other - base.
     """
     wq = layer.quantized_weight().detach().to(torch.float32)
     flat = wq.reshape(wq.shape[0], -1)
@@ -66,6 +66,7 @@ def two_level_weight(layer: nn.Module, name: str) -> tuple[torch.Tensor, torch.T
                         "use a sign-based or two-level ({alpha, beta}) weight quantizer")
     n_hi, n_lo = (flat == hi[:, None]).sum(dim=1), (flat == lo[:, None]).sum(dim=1)
     pick_hi = (n_hi > n_lo) | ((n_hi == n_lo) & (hi.abs() < lo.abs()))
+    pick_hi = torch.where(lo == 0, False, torch.where(hi == 0, True, pick_hi))
     base, other = torch.where(pick_hi, hi, lo), torch.where(pick_hi, lo, hi)
     mask = (wq != base.reshape(-1, *[1] * (wq.dim() - 1))).to(torch.int64)
     return mask, other - base, base
