@@ -2,6 +2,7 @@
 #include "thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define ONEBIT_PAUSE() _mm_pause()
@@ -11,7 +12,12 @@
 
 namespace onebit::engine {
 namespace {
-constexpr int kSpinIters = 1 << 13;  // ~10-200 us of pause instructions before sleeping
+constexpr int kSpinIters = 1 << 13;  // the caller's wait: pause instructions before yielding
+// A worker spins this long after its last region before it sleeps: by the clock, not by a count of
+// pause instructions, whose latency differs ~20x between CPUs (a few cycles to ~140). It must cover
+// the gap between the ops of one inference and between back-to-back calls, or the worker sleeps and
+// the next region's chunks are all taken by the caller before the futex wake-up lands.
+constexpr auto kWorkerSpin = std::chrono::microseconds(300);
 }
 
 ThreadPool*& current_pool() {
@@ -65,9 +71,11 @@ void ThreadPool::worker(int index) {
   std::uint64_t seen = 0;
   for (;;) {
     std::uint64_t g = generation_.load(std::memory_order_acquire);
-    for (int i = 0; g == seen && i < kSpinIters; ++i) {
+    const auto spin_start = std::chrono::steady_clock::now();
+    for (int i = 1; g == seen; ++i) {
       ONEBIT_PAUSE();
       g = generation_.load(std::memory_order_acquire);
+      if (i % 64 == 0 && std::chrono::steady_clock::now() - spin_start > kWorkerSpin) break;
     }
     if (g == seen) {
       std::unique_lock<std::mutex> lock(m_);

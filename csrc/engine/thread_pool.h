@@ -19,7 +19,7 @@
 // its own thread. So concurrent run() calls never deadlock and never share scratch; they get the same
 // results (ops compute each output element the same way whatever thread runs it) at less parallelism.
 //
-// Waiting: workers spin (with a pause) for ~kSpinIters before sleeping on a condition variable, so
+// Waiting: workers spin (with a pause) for ~300 us before sleeping on a condition variable, so
 // the back-to-back small ops of one inference do not pay a futex wake-up each (tens of microseconds);
 // an idle engine sleeps.
 #pragma once
@@ -48,7 +48,7 @@ class ThreadPool {
   void parallel_for(std::int64_t n, const ChunkFn& fn);
 
  private:
-  static constexpr int kChunksPerThread = 4;
+  static constexpr int kChunksPerThread = 2;
   void worker(int index);
   // Claim and run chunks of the region whose claim word has generation `gen` until none is left.
   void claim_and_run(std::uint64_t gen, int t) noexcept;
