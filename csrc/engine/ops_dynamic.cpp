@@ -10,9 +10,12 @@
 //   dyprelu(x, h):        t = x - h[n, c];  y = (t > 0 ? t : slope[c] t) + h[n, C + c].
 // channel_stats: per sample and channel the mean (and the population std, "mean_std"), accumulated
 // in double and rounded once; a [F] input has no spatial extent (mean = x, std = 0).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
+#include "onebit/kernels.h"
 #include "op.h"
 
 namespace onebit::engine {
@@ -23,21 +26,31 @@ class ChannelStats final : public Op {
   ChannelStats(const OpDef& d, const std::vector<ValueDef>& v) : Op(d, v), std_(str_attr(d, "statistic") == "mean_std") {
     if (y_.c() != x_.c() * (std_ ? 2 : 1)) fail("output must have C (mean) or 2C (mean_std) features");
   }
+  // Per sample, threads take ranges of channels; each channel is summed over the pixels in increasing
+  // order (the result does not depend on the thread count), walking the NHWC rows contiguously.
   void run(const RunCtx& ctx) const override {
     const std::int64_t c = x_.c(), hw = x_.pixels();
     for (std::int64_t n = 0; n < ctx.batch; ++n) {
       const float* x = ctx.at<const float>(in_[0], n, x_.bytes());
       float* y = ctx.at<float>(out_[0], n, y_.bytes());
-      for (std::int64_t ch = 0; ch < c; ++ch) {
-        double sum = 0.0;
-        for (std::int64_t p = 0; p < hw; ++p) sum += x[p * c + ch];
-        const double mean = sum / static_cast<double>(hw);
-        y[ch] = static_cast<float>(mean);
-        if (!std_) continue;
-        double sq = 0.0;
-        for (std::int64_t p = 0; p < hw; ++p) sq += (x[p * c + ch] - mean) * (x[p * c + ch] - mean);
-        y[c + ch] = static_cast<float>(std::sqrt(sq / static_cast<double>(hw)));
-      }
+      ctx.parallel_for(c, [&](int, std::int64_t c0, std::int64_t c1) {
+        std::vector<double> acc(static_cast<std::size_t>(c1 - c0), 0.0), mean(acc.size());
+        for (std::int64_t p = 0; p < hw; ++p) {
+          const float* row = x + p * c + c0;
+          for (std::int64_t k = 0; k < c1 - c0; ++k) acc[k] += row[k];
+        }
+        for (std::int64_t k = 0; k < c1 - c0; ++k) {
+          mean[k] = acc[k] / static_cast<double>(hw);
+          y[c0 + k] = static_cast<float>(mean[k]);
+        }
+        if (!std_) return;
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (std::int64_t p = 0; p < hw; ++p) {
+          const float* row = x + p * c + c0;
+          for (std::int64_t k = 0; k < c1 - c0; ++k) acc[k] += (row[k] - mean[k]) * (row[k] - mean[k]);
+        }
+        for (std::int64_t k = 0; k < c1 - c0; ++k) y[c + c0 + k] = static_cast<float>(std::sqrt(acc[k] / static_cast<double>(hw)));
+      });
     }
   }
 
@@ -71,16 +84,16 @@ class DyBitpack final : public Op {
     check_vector(*this, x_, v[in_[1]], 1, "dybitpack");
     h_ = v[in_[1]];
   }
+  // The dispatched bitpack kernel (bitpack.h: kSign with per-channel thresholds packs bit = x < t),
+  // with this sample's alpha as the thresholds, on the rows of flat pixels each thread takes.
   void run(const RunCtx& ctx) const override {
+    const auto& kern = select_kernel(bitpack_kernels());
     const std::int64_t c = x_.c(), hw = x_.pixels(), nw = words_for(c);
-    parallel_for(ctx.batch * hw, ctx.num_threads, [&](int, std::int64_t r0, std::int64_t r1) {
-      for (std::int64_t r = r0; r < r1; ++r) {
-        const std::int64_t n = r / hw, p = r % hw;
-        const float* x = ctx.at<const float>(in_[0], n, x_.bytes()) + p * c;
-        const float* alpha = ctx.at<const float>(in_[1], n, h_.bytes());
-        word_t* y = ctx.at<word_t>(out_[0], n, y_.bytes()) + p * nw;
-        std::memset(y, 0, nw * sizeof(word_t));
-        for (std::int64_t ch = 0; ch < c; ++ch) y[ch / kWordBits] |= word_t{x[ch] < alpha[ch]} << (ch % kWordBits);
+    ctx.parallel_for(ctx.batch * hw, [&](int, std::int64_t r0, std::int64_t r1) {
+      for (std::int64_t n = r0 / hw; n * hw < r1; ++n) {
+        const std::int64_t b = std::max(r0, n * hw) - n * hw, e = std::min(r1, (n + 1) * hw) - n * hw;
+        kern.fn(BitpackArgs{ctx.at<const float>(in_[0], n, x_.bytes()) + b * c, ctx.at<const float>(in_[1], n, h_.bytes()),
+                            e - b, c, PackMode::kSign, ctx.at<word_t>(out_[0], n, y_.bytes()) + b * nw, 1});
       }
     });
   }
@@ -97,18 +110,20 @@ class DyPReLU final : public Op {
     h_ = v[in_[1]];
     slope_ = f32(d, "slope", x_.c());
   }
+  // DyPReLU is RPReLU with per-sample shifts: the same float operations as the engine's vectorized
+  // rprelu loop (ew_apply, kRprelu: t = x - shift_in; (t > 0 ? t : slope t) + shift_out), run per
+  // sample on the rows of flat pixels each thread takes.
   void run(const RunCtx& ctx) const override {
     const std::int64_t c = x_.c(), hw = x_.pixels();
-    for (std::int64_t n = 0; n < ctx.batch; ++n) {
-      const float* x = ctx.at<const float>(in_[0], n, x_.bytes());
-      const float* h = ctx.at<const float>(in_[1], n, h_.bytes());
-      float* y = ctx.at<float>(out_[0], n, y_.bytes());
-      for (std::int64_t i = 0; i < hw * c; ++i) {
-        const std::int64_t ch = i % c;
-        const float t = x[i] - h[ch];
-        y[i] = (t > 0.0f ? t : slope_[ch] * t) + h[c + ch];
+    ctx.parallel_for(ctx.batch * hw, [&](int, std::int64_t r0, std::int64_t r1) {
+      for (std::int64_t n = r0 / hw; n * hw < r1; ++n) {
+        const std::int64_t b = std::max(r0, n * hw) - n * hw, e = std::min(r1, (n + 1) * hw) - n * hw;
+        const float* h = ctx.at<const float>(in_[1], n, h_.bytes());
+        const float* x = ctx.at<const float>(in_[0], n, x_.bytes()) + b * c;
+        float* y = ctx.at<float>(out_[0], n, y_.bytes()) + b * c;
+        ew_apply(EwParams{kRprelu, slope_.data(), h, h + c, 0, 0}, x, nullptr, y, e - b, c, c);
       }
-    }
+    });
   }
 
  private:
