@@ -63,7 +63,9 @@ def two_level_weight(layer: nn.Module, name: str) -> tuple[torch.Tensor, torch.T
     lo, hi = flat.amin(dim=1), flat.amax(dim=1)
     if not bool(((flat == lo[:, None]) | (flat == hi[:, None])).all()):
         raise FoldError(f"module {name!r}: quantized weights take more than two values per output channel; "
-                        "use a sign-based or two-level ({alpha, beta}) weight quantizer")
+                        "use a sign-based or two-level ({alpha, beta}) weight quantizer (a magnitude-pruned "
+                        "+-alpha BNN is ternary: to deploy pruning, prune SBNN's sparse domain {0, alpha}, "
+                        "domain_weight with beta='zero')")
     n_hi, n_lo = (flat == hi[:, None]).sum(dim=1), (flat == lo[:, None]).sum(dim=1)
     pick_hi = (n_hi > n_lo) | ((n_hi == n_lo) & (hi.abs() < lo.abs()))
     pick_hi = torch.where(lo == 0, False, torch.where(hi == 0, True, pick_hi))
