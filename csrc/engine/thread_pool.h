@@ -12,7 +12,9 @@
 // the OS had descheduled (another process on its core) stalled every op by a scheduler time slice
 // (measured: a 7.7 M MAC model at 2 threads went from 0.07 ms to a 4 ms p90 under load). Now chunks
 // nobody has claimed are taken by whoever is running; only a chunk already claimed by a preempted
-// worker is waited for, and chunks are small (kChunksPerThread per thread).
+// worker is waited for. One chunk per thread (kChunksPerThread): finer chunks measured slower idle
+// (each chunk repeats per-call work: padded input copies, im2col, small-M sgemm calls; vgg_small at
+// 2 threads 1.18 ms with 1 chunk per thread, 1.31 ms with 2, 1.42 ms with 4) and no better under load.
 //
 // Concurrency: one parallel region uses the pool at a time. A caller that finds the pool busy (another
 // run() of the same Engine is inside a region) does not wait: it runs all chunks itself, in order, on
@@ -48,7 +50,7 @@ class ThreadPool {
   void parallel_for(std::int64_t n, const ChunkFn& fn);
 
  private:
-  static constexpr int kChunksPerThread = 2;
+  static constexpr int kChunksPerThread = 1;
   void worker(int index);
   // Claim and run chunks of the region whose claim word has generation `gen` until none is left.
   void claim_and_run(std::uint64_t gen, int t) noexcept;
