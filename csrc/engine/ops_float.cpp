@@ -311,6 +311,32 @@ class Linear final : public Op {
   std::vector<float> w_, bias_;
 };
 
+// y[ch] = max(y[ch], x[ch]) with NaN winning (torch's max-pool propagates NaN): x > y (ordered) or x
+// is NaN. The AVX2 form computes the same mask (GT_OQ | UNORD_Q on x, x) and blends: same values.
+#if defined(__x86_64__) || defined(__i386__)
+[[gnu::target("avx2")]] void max_into_avx2(float* y, const float* x, std::int64_t n) {
+  std::int64_t ch = 0;
+  for (; ch + 8 <= n; ch += 8) {
+    const __m256 xv = _mm256_loadu_ps(x + ch), yv = _mm256_loadu_ps(y + ch);
+    const __m256 take = _mm256_or_ps(_mm256_cmp_ps(xv, yv, _CMP_GT_OQ), _mm256_cmp_ps(xv, xv, _CMP_UNORD_Q));
+    _mm256_storeu_ps(y + ch, _mm256_blendv_ps(yv, xv, take));
+  }
+  for (; ch < n; ++ch) y[ch] = (x[ch] > y[ch] || x[ch] != x[ch]) ? x[ch] : y[ch];
+}
+#endif
+
+void max_into_plain(float* y, const float* x, std::int64_t n) {
+  for (std::int64_t ch = 0; ch < n; ++ch) y[ch] = (x[ch] > y[ch] || x[ch] != x[ch]) ? x[ch] : y[ch];
+}
+
+using MaxIntoFn = void (*)(float*, const float*, std::int64_t);
+MaxIntoFn max_into_for_isa() {  // once per op run: active_isa() is not free per call
+#if defined(__x86_64__) || defined(__i386__)
+  if (active_isa() >= Isa::kAvx2) return &max_into_avx2;
+#endif
+  return &max_into_plain;
+}
+
 // maxpool, avgpool (torch's divisor rules), global_avgpool.
 class Pool final : public Op {
  public:
@@ -327,14 +353,15 @@ class Pool final : public Op {
     if (type_ == "avgpool") include_pad_ = int_attr(d, "count_include_pad") != 0;
   }
   void run(const RunCtx& ctx) const override {
+    const MaxIntoFn max_into = max_into_for_isa();
     ctx.parallel_for(ctx.batch * y_.h(), [&](int, std::int64_t r0, std::int64_t r1) {
-      for (std::int64_t r = r0; r < r1; ++r) row(ctx, r / y_.h(), r % y_.h());
+      for (std::int64_t r = r0; r < r1; ++r) row(ctx, r / y_.h(), r % y_.h(), max_into);
     });
   }
 
  private:
   // Output row oh of sample n.
-  void row(const RunCtx& ctx, std::int64_t n, std::int64_t oh) const {
+  void row(const RunCtx& ctx, std::int64_t n, std::int64_t oh, MaxIntoFn max_into) const {
     const std::int64_t c = x_.c(), H = x_.h(), W = x_.w();
     const float* x = ctx.at<const float>(in_[0], n, x_.bytes());
     float* y = ctx.at<float>(out_[0], n, y_.bytes());
@@ -353,7 +380,7 @@ class Pool final : public Op {
         for (std::int64_t iw = w0; iw < w1; ++iw) {
           const float* xi = x + (ih * W + iw) * c;
           if (max_) {
-            for (std::int64_t ch = 0; ch < c; ++ch) yo[ch] = (xi[ch] > yo[ch] || xi[ch] != xi[ch]) ? xi[ch] : yo[ch];
+            max_into(yo, xi, c);
           } else {
             for (std::int64_t ch = 0; ch < c; ++ch) yo[ch] += xi[ch];
           }

@@ -66,7 +66,8 @@ std::vector<Isa> available_isas() {
 Isa active_isa() {
   const int forced = g_forced.load(std::memory_order_relaxed);
   if (forced >= 0) return static_cast<Isa>(forced);
-  return available_isas().back();
+  static const Isa best = available_isas().back();  // the CPU does not change: detect once, not per call
+  return best;
 }
 
 bool force_isa(Isa isa) {
