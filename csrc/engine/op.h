@@ -1,6 +1,7 @@
 // Engine-internal: the Op interface, the run context, attribute access and a small parallel-for.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "onebit/bitpack.h"
 #include "onebit/graph.h"
 #include "thread_pool.h"
 
@@ -102,6 +104,18 @@ struct EwParams {
 };
 void ew_apply(const EwParams& p, const float* x, const float* z, float* y, std::int64_t rows, std::int64_t ld,
               std::int64_t n);
+
+// A flat range [r0, r1) of (sample, row) items with `per` rows per sample, in per-sample pieces:
+// fn(n, b, e) for rows [b, e) of sample n (ops whose per-sample data differ: thresholds, regrouping).
+template <class Fn>
+void for_each_sample(std::int64_t r0, std::int64_t r1, std::int64_t per, Fn&& fn) {
+  for (std::int64_t n = r0 / per; n * per < r1; ++n) fn(n, std::max(r0, n * per) - n * per, std::min(r1, (n + 1) * per) - n * per);
+}
+
+// A grouped binary conv's input layout (bconv2d.h) from the engine's plain packed rows: `pixels` rows of
+// words_for(channels) words -> rows of `groups` word-aligned groups of channels / groups bits each
+// (ops_binary.cpp; used by bconv2d and sbconv2d when channels / groups is not a multiple of 64).
+void regroup_words(const word_t* x, std::int64_t pixels, std::int64_t channels, std::int64_t groups, word_t* out);
 
 // Factories (ops_float.cpp, ops_binary.cpp); nullptr when the type is not theirs.
 std::unique_ptr<Op> make_float_op(const OpDef& def, const std::vector<ValueDef>& values);

@@ -79,18 +79,6 @@ class BinaryBase : public Op {
   Transform t_;
 };
 
-// Channels [begin, end) of a row of `src_words` words into dst: words_for(end - begin) words, tail 0.
-void extract_bits(const word_t* src, std::int64_t src_words, std::int64_t start, std::int64_t n, word_t* dst) {
-  const std::int64_t nw = words_for(n), w0 = start / kWordBits;
-  const int sh = static_cast<int>(start % kWordBits);
-  for (std::int64_t i = 0; i < nw; ++i) {
-    word_t v = src[w0 + i] >> sh;  // low bits from this word, high bits from the next (when shifted)
-    if (sh && w0 + i + 1 < src_words) v |= src[w0 + i + 1] << (kWordBits - sh);
-    dst[i] = v;
-  }
-  if (n % kWordBits) dst[nw - 1] &= (word_t{1} << (n % kWordBits)) - 1;
-}
-
 class BConv2d final : public BinaryBase {
  public:
   BConv2d(const OpDef& d, const std::vector<ValueDef>& v) : BinaryBase(d, v) {
@@ -132,12 +120,11 @@ class BConv2d final : public BinaryBase {
     const std::int64_t per_sample = y_.pixels();
     ctx.parallel_for(ctx.batch * per_sample, [&](int t, std::int64_t p0, std::int64_t p1) {
       if (!regroup_) return call(kern.fn, ctx.at<const word_t>(in_[0], 0, x_.bytes()), ctx.batch, 0, p0, p1, ctx);
-      for (std::int64_t n = p0 / per_sample; n * per_sample < p1; ++n) {  // one sample at a time
+      for_each_sample(p0, p1, per_sample, [&](std::int64_t n, std::int64_t b, std::int64_t e) {
         word_t* x = reinterpret_cast<word_t*>(ctx.thread_scratch(t));
         regroup(ctx.at<const word_t>(in_[0], n, x_.bytes()), x);
-        const std::int64_t b = std::max(p0, n * per_sample), e = std::min(p1, (n + 1) * per_sample);
-        call(kern.fn, x, 1, n, b - n * per_sample, e - n * per_sample, ctx);
-      }
+        call(kern.fn, x, 1, n, b, e, ctx);
+      });
     });
   }
 
@@ -165,12 +152,7 @@ class BConv2d final : public BinaryBase {
     e.op->run_stages(*e.ctx, e.pixel0 + first, y, rows, c, 0, c);
   }
 
-  void regroup(const word_t* x, word_t* out) const {
-    const std::int64_t g = args_.groups, cg = x_.c() / g, wg = words_for(cg), win = words_for(x_.c());
-    for (std::int64_t p = 0; p < x_.pixels(); ++p) {
-      for (std::int64_t k = 0; k < g; ++k) extract_bits(x + p * win, win, k * cg, cg, out + (p * g + k) * wg);
-    }
-  }
+  void regroup(const word_t* x, word_t* out) const { regroup_words(x, x_.pixels(), x_.c(), args_.groups, out); }
 
   Bconv2dArgs args_{};
   bool regroup_ = false;
@@ -305,6 +287,27 @@ class BMaxPool final : public Op {
 };
 
 }  // namespace
+
+namespace {
+// Channels [start, start + n) of a row of `src_words` words into dst: words_for(n) words, tail 0.
+void extract_bits(const word_t* src, std::int64_t src_words, std::int64_t start, std::int64_t n, word_t* dst) {
+  const std::int64_t nw = words_for(n), w0 = start / kWordBits;
+  const int sh = static_cast<int>(start % kWordBits);
+  for (std::int64_t i = 0; i < nw; ++i) {
+    word_t v = src[w0 + i] >> sh;  // low bits from this word, high bits from the next (when shifted)
+    if (sh && w0 + i + 1 < src_words) v |= src[w0 + i + 1] << (kWordBits - sh);
+    dst[i] = v;
+  }
+  if (n % kWordBits) dst[nw - 1] &= (word_t{1} << (n % kWordBits)) - 1;
+}
+}  // namespace
+
+void regroup_words(const word_t* x, std::int64_t pixels, std::int64_t channels, std::int64_t groups, word_t* out) {
+  const std::int64_t cg = channels / groups, wg = words_for(cg), win = words_for(channels);
+  for (std::int64_t p = 0; p < pixels; ++p) {
+    for (std::int64_t k = 0; k < groups; ++k) extract_bits(x + p * win, win, k * cg, cg, out + (p * groups + k) * wg);
+  }
+}
 
 std::unique_ptr<Op> make_binary_op(const OpDef& d, const std::vector<ValueDef>& v) {
   if (d.type == "bconv2d") return std::make_unique<BConv2d>(d, v);

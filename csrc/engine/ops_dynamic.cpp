@@ -90,11 +90,10 @@ class DyBitpack final : public Op {
     const auto& kern = select_kernel(bitpack_kernels());
     const std::int64_t c = x_.c(), hw = x_.pixels(), nw = words_for(c);
     ctx.parallel_for(ctx.batch * hw, [&](int, std::int64_t r0, std::int64_t r1) {
-      for (std::int64_t n = r0 / hw; n * hw < r1; ++n) {
-        const std::int64_t b = std::max(r0, n * hw) - n * hw, e = std::min(r1, (n + 1) * hw) - n * hw;
+      for_each_sample(r0, r1, hw, [&](std::int64_t n, std::int64_t b, std::int64_t e) {
         kern.fn(BitpackArgs{ctx.at<const float>(in_[0], n, x_.bytes()) + b * c, ctx.at<const float>(in_[1], n, h_.bytes()),
                             e - b, c, PackMode::kSign, ctx.at<word_t>(out_[0], n, y_.bytes()) + b * nw, 1});
-      }
+      });
     });
   }
 
@@ -116,13 +115,12 @@ class DyPReLU final : public Op {
   void run(const RunCtx& ctx) const override {
     const std::int64_t c = x_.c(), hw = x_.pixels();
     ctx.parallel_for(ctx.batch * hw, [&](int, std::int64_t r0, std::int64_t r1) {
-      for (std::int64_t n = r0 / hw; n * hw < r1; ++n) {
-        const std::int64_t b = std::max(r0, n * hw) - n * hw, e = std::min(r1, (n + 1) * hw) - n * hw;
+      for_each_sample(r0, r1, hw, [&](std::int64_t n, std::int64_t b, std::int64_t e) {
         const float* h = ctx.at<const float>(in_[1], n, h_.bytes());
         const float* x = ctx.at<const float>(in_[0], n, x_.bytes()) + b * c;
         float* y = ctx.at<float>(out_[0], n, y_.bytes()) + b * c;
         ew_apply(EwParams{kRprelu, slope_.data(), h, h + c, 0, 0}, x, nullptr, y, e - b, c, c);
-      }
+      });
     });
   }
 

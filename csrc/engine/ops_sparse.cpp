@@ -39,17 +39,6 @@
 namespace onebit::engine {
 namespace {
 
-void extract_bits(const word_t* src, std::int64_t src_words, std::int64_t start, std::int64_t n, word_t* dst) {
-  const std::int64_t nw = words_for(n), w0 = start / kWordBits;
-  const int sh = static_cast<int>(start % kWordBits);
-  for (std::int64_t i = 0; i < nw; ++i) {
-    word_t v = src[w0 + i] >> sh;
-    if (sh && w0 + i + 1 < src_words) v |= src[w0 + i + 1] << (kWordBits - sh);
-    dst[i] = v;
-  }
-  if (n % kWordBits) dst[nw - 1] &= (word_t{1} << (n % kWordBits)) - 1;
-}
-
 class SBConv final : public Op {
  public:
   SBConv(const OpDef& d, const std::vector<ValueDef>& v) : Op(d, v) {
@@ -110,12 +99,10 @@ class SBConv final : public Op {
       float* y = ctx.at<float>(out_[0], 0, y_.bytes());
       if (!regroup_) return tiles(ctx, kern.fn, ctx.at<const word_t>(in_[0], 0, x_.bytes()), ctx.batch, 0, p0, p1, acc, y);
       auto* xr = reinterpret_cast<word_t*>(scratch + acc_bytes());
-      for (std::int64_t n = p0 / per_sample; n * per_sample < p1; ++n) {  // one sample at a time
+      for_each_sample(p0, p1, per_sample, [&](std::int64_t n, std::int64_t b, std::int64_t e) {
         regroup(ctx.at<const word_t>(in_[0], n, x_.bytes()), xr);
-        const std::int64_t b = std::max(p0, n * per_sample) - n * per_sample;
-        const std::int64_t e = std::min(p1, (n + 1) * per_sample) - n * per_sample;
         tiles(ctx, kern.fn, xr, 1, n * per_sample, b, e, acc, y + n * per_sample * cout_);
-      }
+      });
     });
   }
 
@@ -238,11 +225,7 @@ class SBConv final : public Op {
     bn_stage(y, rows);
   }
 
-  void regroup(const word_t* x, word_t* out) const {
-    const std::int64_t g = args_.groups, win = words_for(x_.c());
-    for (std::int64_t p = 0; p < x_.pixels(); ++p)
-      for (std::int64_t k = 0; k < g; ++k) extract_bits(x + p * win, win, k * cg_, cg_, out + (p * g + k) * wg_);
-  }
+  void regroup(const word_t* x, word_t* out) const { regroup_words(x, x_.pixels(), x_.c(), args_.groups, out); }
 
   Bconv2dArgs args_{};
   bool regroup_ = false, pad_one_ = false, beta_zero_ = false;
