@@ -88,7 +88,8 @@ def nonzero_words(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A packed mask as (index, words): bit i of ``index`` (uint64, little-endian words) is set when
     word i of ``packed.ravel()`` is nonzero, and ``words`` are those words in order.
 
-    The sparse encoding of an SBNN mask in the file (``mask_index`` / ``mask_words``): 1 bit per 64
+    The sparse encoding of an SBNN mask in the file (``mask_index`` / ``mask_words``; read back by
+    ``graph.sb_mask_words``): 1 bit per 64
     weights plus the live words, against 1 bit per weight dense. It pays when more than 1/64 of the
     words are zero — structured sparsity (whole 64-channel words of a tap zero); an unstructured mask
     at 75 % sparsity has almost no zero words (0.75^64) and stays dense.
@@ -98,14 +99,6 @@ def nonzero_words(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pad = (-live.size) % 64
     bits = np.packbits(np.concatenate([live, np.zeros(pad, dtype=bool)]), bitorder="little")
     return bits.view(np.uint64).copy(), flat[live].copy()
-
-
-def words_from_index(index: np.ndarray, words: np.ndarray, count: int) -> np.ndarray:
-    """Inverse of :func:`nonzero_words`: the ``count`` packed words (flat uint64)."""
-    live = np.unpackbits(np.ascontiguousarray(index, dtype=np.uint64).view(np.uint8), bitorder="little")[:count]
-    out = np.zeros(count, dtype=np.uint64)
-    out[live.astype(bool)] = words
-    return out
 
 
 @torch.no_grad()

@@ -385,6 +385,18 @@ def _check_op(i: int, op: Any, values: dict, defined: set, tensors: dict) -> Non
         _check_sb_mask(i, op, shapes, tensors)
 
 
+def sb_mask_words(op: dict, index: np.ndarray, live: np.ndarray) -> np.ndarray:
+    """The dense packed mask ([C_out, kh, kw, words] or [out, words] uint64) of an sbconv2d / sblinear stored
+    sparse: bit i of ``index`` says whether word i is nonzero, ``live`` holds those words in order (the
+    writer: ``fold.nonzero_words``; their agreement is checked by :func:`validate`)."""
+    shape = _bweight_shape(op, None)
+    total = int(np.prod(shape))
+    present = np.unpackbits(np.ascontiguousarray(index, dtype=np.uint64).view(np.uint8), bitorder="little")[:total]
+    out = np.zeros(total, dtype=np.uint64)
+    out[present.astype(bool)] = live
+    return out.reshape(shape)
+
+
 def _check_sb_mask(i: int, op: dict, shapes: list, tensors: dict[str, np.ndarray]) -> None:
     """The two-level mask: dense, or index + words that agree (no bits past the mask, one word per set bit),
     and no bits past Cin/groups in any tap or row (they would count in popcount(mask))."""
@@ -401,8 +413,7 @@ def _check_sb_mask(i: int, op: dict, shapes: list, tensors: dict[str, np.ndarray
         if bits[total:].any() or int(bits.sum()) != live.shape[0]:
             raise _fail(f"op #{i} ({op['op']}): mask_index and mask_words disagree "
                         f"({int(bits[:total].sum())} index bits, {live.shape[0]} words, or bits past {total})")
-        words = np.zeros(total, dtype=np.uint64)
-        words[bits[:total].astype(bool)] = live
+        words = sb_mask_words(op, index, live).reshape(-1)
     a = op["attrs"]
     used = (a["in_channels"] // a["groups"] if "kernel" in a else a["in_features"]) % 64
     if used and (words.reshape(-1, shape[-1])[:, -1] >> np.uint64(used)).any():

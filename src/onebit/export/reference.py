@@ -16,15 +16,12 @@ plain bit 0).
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .. import bitpack
-from .fold import words_from_index
 from .format import ModelFile, read_model
-from .graph import _bweight_shape as bweight_shape
-from .graph import validate
+from .graph import sb_mask_words, validate
 
 __all__ = ["run"]
 
@@ -137,9 +134,7 @@ def _sbinary(x, op, t):
     a = op["attrs"]
     xv = _values(x, "pm1")
     if "mask" not in t:  # the sparse encoding: index + nonzero words (fold.nonzero_words)
-        shape = bweight_shape(op, None)
-        flat = words_from_index(t["mask_index"].numpy(), t["mask_words"].numpy(), int(np.prod(shape)))
-        t = {**t, "mask": torch.from_numpy(flat.reshape(shape))}
+        t = {**t, "mask": torch.from_numpy(sb_mask_words(op, t["mask_index"].numpy(), t["mask_words"].numpy()))}
     if "kernel" in a:
         cin_g = a["in_channels"] // a["groups"]
         m = bitpack.unpack(t["mask"], cin_g, dtype=torch.float64).permute(0, 3, 1, 2)
