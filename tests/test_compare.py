@@ -14,12 +14,7 @@ TINY = Budget(epochs=1, limit=64, batch_size=32)
 ARGS = dict(model="small_cnn", data="synthetic", budget=TINY, threads=(1,), overrides=["model.kwargs.width=8"])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def quiet(_text):

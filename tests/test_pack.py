@@ -9,12 +9,7 @@ from onebit.nn import BinaryConv2d, BinaryLinear
 from onebit.pack import PackedBinaryConv2d, pack_
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @torch.no_grad()
