@@ -1,4 +1,5 @@
 // Dispatch tables, generated from kernels.inc.
+#include "onebit/igemm.h"
 #include "onebit/kernels.h"
 
 namespace onebit {
@@ -30,6 +31,14 @@ const std::vector<Kernel<Bconv2dArgs>>& bconv2d_kernels() {
 const std::vector<Kernel<SbgemmArgs>>& sbgemm_kernels() {
   static const std::vector<Kernel<SbgemmArgs>> table = {
 #define ONEBIT_SBGEMM(variant, isa, dispatchable) {#variant, Isa::isa, dispatchable, &sbgemm__##variant},
+#include "../kernels/kernels.inc"
+  };
+  return table;
+}
+
+const std::vector<Kernel<IgemmArgs>>& igemm_kernels() {
+  static const std::vector<Kernel<IgemmArgs>> table = {
+#define ONEBIT_IGEMM(variant, isa, dispatchable) {#variant, Isa::isa, dispatchable, &igemm__##variant},
 #include "../kernels/kernels.inc"
   };
   return table;

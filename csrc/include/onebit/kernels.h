@@ -8,6 +8,7 @@
 #include "onebit/bconv2d.h"
 #include "onebit/bgemm.h"
 #include "onebit/bitpack.h"
+#include "onebit/igemm.h"
 #include "onebit/bmaxpool.h"
 #include "onebit/isa.h"
 #include "onebit/output_transform.h"
@@ -19,6 +20,7 @@ namespace onebit {
 #define ONEBIT_BGEMM(variant, isa, dispatchable) void bgemm__##variant(const BgemmArgs& args);
 #define ONEBIT_BCONV2D(variant, isa, dispatchable) void bconv2d__##variant(const Bconv2dArgs& args);
 #define ONEBIT_SBGEMM(variant, isa, dispatchable) void sbgemm__##variant(const SbgemmArgs& args);
+#define ONEBIT_IGEMM(variant, isa, dispatchable) void igemm__##variant(const IgemmArgs& args);
 #define ONEBIT_ACC2BITS(variant, isa, dispatchable) void acc2bits__##variant(const Acc2BitsArgs& args);
 #define ONEBIT_BMAXPOOL(variant, isa, dispatchable) void bmaxpool__##variant(const BmaxpoolArgs& args);
 #include "../../kernels/kernels.inc"
@@ -36,6 +38,7 @@ const std::vector<Kernel<BitpackArgs>>& bitpack_kernels();
 const std::vector<Kernel<BgemmArgs>>& bgemm_kernels();
 const std::vector<Kernel<Bconv2dArgs>>& bconv2d_kernels();
 const std::vector<Kernel<SbgemmArgs>>& sbgemm_kernels();
+const std::vector<Kernel<IgemmArgs>>& igemm_kernels();
 const std::vector<Kernel<Acc2BitsArgs>>& acc2bits_kernels();
 const std::vector<Kernel<BmaxpoolArgs>>& bmaxpool_kernels();
 
