@@ -6,10 +6,12 @@
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "onebit/kernels.h"
 #include "onebit/sparse_rows.h"
@@ -146,6 +148,153 @@ std::string sbgemm(ConstWordRows a, ConstWordRows b, Int32Rows out, std::int64_t
   return kern.variant;
 }
 
+
+// ---- igemm (igemm.h): int16 activations x int8 weights, exact int32 sums ---------------------------
+
+using AnyRows = nb::ndarray<nb::ro, nb::ndim<2>, nb::device::cpu>;
+using OutInt32Rows = nb::ndarray<std::int32_t, nb::ndim<2>, nb::device::cpu>;  // rows may be strided
+using PanelBytes = nb::ndarray<const std::int8_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+
+[[noreturn]] void igemm_fail(const std::string& what) { throw std::invalid_argument("igemm: " + what); }
+
+std::string dtype_str(nb::dlpack::dtype t) {
+  using nb::dlpack::dtype_code;
+  const char* kind = t.code == static_cast<std::uint8_t>(dtype_code::Int)     ? "int"
+                     : t.code == static_cast<std::uint8_t>(dtype_code::UInt)  ? "uint"
+                     : t.code == static_cast<std::uint8_t>(dtype_code::Float) ? "float"
+                                                                              : "other";
+  return kind + std::to_string(t.bits);
+}
+
+// The row stride (elements) of a 2-D array whose columns are contiguous and whose rows do not
+// overlap: C-contiguous rows, or rows of a wider array (a[:, :kp], out[:, :n]).
+template <class Array>
+std::int64_t row_stride(const Array& x, const char* name) {
+  const std::int64_t rows = static_cast<std::int64_t>(x.shape(0)), cols = static_cast<std::int64_t>(x.shape(1));
+  if (rows == 0 || cols == 0) return cols;  // no element: any strides
+  if (cols > 1 && x.stride(1) != 1) igemm_fail(std::string(name) + " must have contiguous columns (stride 1)");
+  if (rows <= 1) return cols;
+  if (x.stride(0) < cols) igemm_fail(std::string(name) + " rows must not overlap (row stride >= columns)");
+  return x.stride(0);
+}
+
+template <class T>
+const T* typed(const AnyRows& x, const char* name, const char* want) {
+  if (x.dtype() != nb::dtype<T>()) igemm_fail(std::string(name) + " must be " + want + ", got " + dtype_str(x.dtype()));
+  return static_cast<const T*>(x.data());
+}
+
+// A min / max reduction first, the search for the culprit only when it fails.
+template <class T>
+void check_range(const T* x, std::int64_t rows, std::int64_t cols, std::int64_t ld, const char* name) {
+  int lo = 0, hi = 0;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (std::int64_t i = 0; i < cols; ++i) {
+      lo = std::min<int>(lo, x[r * ld + i]);
+      hi = std::max<int>(hi, x[r * ld + i]);
+    }
+  }
+  if (lo >= -127 && hi <= 127) return;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (std::int64_t i = 0; i < cols; ++i) {
+      const int v = x[r * ld + i];
+      if (v < -127 || v > 127) {
+        igemm_fail(std::string(name) + "[" + std::to_string(r) + ", " + std::to_string(i) + "] = " + std::to_string(v) +
+                   " is outside [-127, 127]");
+      }
+    }
+  }
+}
+
+void check_k(std::int64_t k) {
+  if (k < 1 || k > kIgemmMaxK) {
+    igemm_fail("k must be in [1, " + std::to_string(kIgemmMaxK) + "], got " + std::to_string(k));
+  }
+}
+
+// w: (n, k) C-contiguous int8 weights in [-127, 127].
+const std::int8_t* weight_rows(const AnyRows& w) {
+  const std::int8_t* wd = typed<std::int8_t>(w, "w", "int8");
+  const std::int64_t n = static_cast<std::int64_t>(w.shape(0)), k = static_cast<std::int64_t>(w.shape(1));
+  check_k(k);
+  if (row_stride(w, "w") != k) igemm_fail("w must be C-contiguous");
+  check_range(wd, n, k, k, "w");
+  return wd;
+}
+
+// a: (m, kp) int16 activations, kp = igemm_kp(k), values in [-127, 127] and the pad column 0 (the
+// values are scanned only when check_values); out: (m, n) int32. IgemmArgs with b unset.
+IgemmArgs igemm_args(const AnyRows& a, std::int64_t n, std::int64_t k, OutInt32Rows& out, bool check_values) {
+  const std::int16_t* ad = typed<std::int16_t>(a, "a", "int16");
+  const std::int64_t m = static_cast<std::int64_t>(a.shape(0)), kp = static_cast<std::int64_t>(a.shape(1));
+  check_k(k);
+  if (kp != igemm_kp(k)) {
+    igemm_fail("a must have kp = " + std::to_string(igemm_kp(k)) + " columns for k = " + std::to_string(k) +
+               " (k rounded up to even), got " + std::to_string(kp));
+  }
+  if (static_cast<std::int64_t>(out.shape(0)) != m || static_cast<std::int64_t>(out.shape(1)) != n) {
+    igemm_fail("out must have shape (m, n) = (" + std::to_string(m) + ", " + std::to_string(n) + ")");
+  }
+  const std::int64_t lda = row_stride(a, "a"), ldc = row_stride(out, "out");
+  if (check_values) {
+    check_range(ad, m, kp, lda, "a");
+    for (std::int64_t r = 0; kp != k && r < m; ++r) {
+      if (ad[r * lda + k] != 0) {
+        igemm_fail("a row " + std::to_string(r) + " has a nonzero pad column (k = " + std::to_string(k) +
+                   " is odd: column k must be 0)");
+      }
+    }
+  }
+  return IgemmArgs{ad, m, lda, nullptr, n, k, out.data(), ldc};
+}
+
+std::string run_igemm(const IgemmArgs& args, const std::string& variant) {
+  const auto& kern = pick_kernel(igemm_kernels(), variant);
+  {
+    nb::gil_scoped_release release;
+    kern.fn(args);
+  }
+  return kern.variant;
+}
+
+// w is packed here, as an engine packs at load.
+std::string igemm(AnyRows a, AnyRows w, OutInt32Rows out, const std::string& variant) {
+  const std::int8_t* wd = weight_rows(w);
+  const std::int64_t n = static_cast<std::int64_t>(w.shape(0)), k = static_cast<std::int64_t>(w.shape(1));
+  IgemmArgs args = igemm_args(a, n, k, out, true);
+  std::vector<std::int8_t> panels(static_cast<std::size_t>(igemm_panel_bytes(n, k)));
+  igemm_pack_b(wd, n, k, panels.data());
+  args.b = panels.data();
+  return run_igemm(args, variant);
+}
+
+void check_panel_bytes(const PanelBytes& panels, std::int64_t n, std::int64_t k) {
+  if (static_cast<std::int64_t>(panels.shape(0)) != igemm_panel_bytes(n, k)) {
+    igemm_fail("panels must have igemm_panel_bytes(n, k) = " + std::to_string(igemm_panel_bytes(n, k)) +
+               " bytes, got " + std::to_string(panels.shape(0)));
+  }
+}
+
+// For benchmarks: the packing alone, and the kernel alone on panels igemm_pack wrote.
+void igemm_pack(AnyRows w, nb::ndarray<std::int8_t, nb::ndim<1>, nb::c_contig, nb::device::cpu> panels) {
+  const std::int8_t* wd = weight_rows(w);
+  const std::int64_t n = static_cast<std::int64_t>(w.shape(0)), k = static_cast<std::int64_t>(w.shape(1));
+  check_panel_bytes(PanelBytes(panels), n, k);
+  igemm_pack_b(wd, n, k, panels.data());
+}
+
+// check=false skips the scan of a's values (shapes are always checked): this file is compiled -Os
+// (nanobind's default), where that scan costs about what the kernel does on a large a, and benchmarks
+// time the kernel. Values out of range then give unspecified results.
+std::string igemm_packed(AnyRows a, PanelBytes panels, std::int64_t n, std::int64_t k, OutInt32Rows out,
+                         const std::string& variant, bool check) {
+  if (n < 0) igemm_fail("n must be >= 0");
+  IgemmArgs args = igemm_args(a, n, k, out, check);
+  check_panel_bytes(panels, n, k);
+  args.b = panels.data();
+  return run_igemm(args, variant);
+}
+
 }  // namespace
 
 void bind_layers(nb::module_& m);  // bind_layers.cpp: bconv2d, acc2bits, acc2float, bmaxpool
@@ -172,9 +321,11 @@ NB_MODULE(_C, m) {
     if (op == "bgemm") return describe(bgemm_kernels());
     if (op == "bconv2d") return describe(bconv2d_kernels());
     if (op == "sbgemm") return describe(sbgemm_kernels());
+    if (op == "igemm") return describe(igemm_kernels());
     if (op == "acc2bits") return describe(acc2bits_kernels());
     if (op == "bmaxpool") return describe(bmaxpool_kernels());
-    throw std::invalid_argument("unknown op '" + op + "'; valid: acc2bits, bconv2d, bgemm, bitpack, bmaxpool, sbgemm");
+    throw std::invalid_argument("unknown op '" + op +
+                                "'; valid: acc2bits, bconv2d, bgemm, bitpack, bmaxpool, igemm, sbgemm");
   });
   // Outputs are .noconvert(): nanobind would otherwise hand the kernel a converted temporary copy
   // of an array of the wrong dtype or layout, and the caller's array would silently stay unwritten.
@@ -189,6 +340,16 @@ NB_MODULE(_C, m) {
         nb::arg("variant") = "",
         "Block-sparse binary GEMM out[m][n] = sum_i (1 - 2 a_i) b_i: +-1 rows a x {0,1} mask rows b "
         "(see sbgemm.h); zero words of b are skipped. Returns the variant that ran.");
+  m.def("igemm", &igemm, nb::arg("a"), nb::arg("w"), nb::arg("out").noconvert(), nb::arg("variant") = "",
+        "Integer GEMM out[m][n] = sum_{i<k} a[m][i] w[n][i] (see igemm.h): a (m, kp) int16 with kp = k "
+        "rounded up to even and a zero pad column, w (n, k) int8, values in [-127, 127], exact int32 out. "
+        "Packs w, then runs the kernel; returns the variant that ran.");
+  m.def("igemm_pack", &igemm_pack, nb::arg("w"), nb::arg("panels").noconvert(),
+        "Pack (n, k) int8 weights into igemm_panel_bytes(n, k) int8 panels (igemm.h), for igemm_packed.");
+  m.def("igemm_packed", &igemm_packed, nb::arg("a"), nb::arg("panels"), nb::arg("n"), nb::arg("k"),
+        nb::arg("out").noconvert(), nb::arg("variant") = "", nb::arg("check") = true,
+        "igemm on panels igemm_pack wrote (trusted). check=False also trusts a's values (benchmarks: the "
+        "kernel alone); shapes are always checked.");
   bind_layers(m);
   bind_engine(m);
 }

@@ -21,7 +21,7 @@ from .bitpack import MODES, words_for
 
 __all__ = [
     "BGEMM_MODES", "acc2bits", "acc2float", "active_isa", "available_isas", "bconv2d", "bgemm", "bit_thresholds",
-    "bmaxpool", "kernel_variants", "pack", "pack_conv_weight", "sbgemm", "use_isa",
+    "bmaxpool", "igemm", "kernel_variants", "pack", "pack_conv_weight", "sbgemm", "use_isa",
 ]
 
 # bgemm dot-product modes (values shared with csrc/include/onebit/bgemm.h and the model file).
@@ -166,6 +166,38 @@ def sbgemm(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, k: int, *
     at, bt = _packed_rows(a, "a"), _packed_rows(b, "b")
     out = torch.empty((at.shape[0], bt.shape[0]), dtype=torch.int32)
     _C.sbgemm(at.numpy(), bt.numpy(), out.numpy(), k, variant or "")
+    return out
+
+
+def _int_rows(x: torch.Tensor | np.ndarray, name: str, dtype: torch.dtype) -> torch.Tensor:
+    t = torch.as_tensor(x)
+    if t.device.type != "cpu":
+        raise ValueError(f"onebit kernels run on CPU tensors, got {name} on device {t.device}")
+    if t.dtype != dtype:
+        raise TypeError(f"{name} must be {dtype}, got {t.dtype}")
+    if t.dim() != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {tuple(t.shape)}")
+    return t.contiguous()
+
+
+def igemm(a: torch.Tensor | np.ndarray, w: torch.Tensor | np.ndarray, *, variant: str | None = None) -> torch.Tensor:
+    """Integer GEMM ``out[m, n] = sum_{i < k} a[m, i] * w[n, i]``, exact, as ``torch.int32``.
+
+    ``a``: ``(M, K)`` ``int16`` activations, ``w``: ``(N, K)`` ``int8`` weights, every value in
+    ``[-127, 127]`` (symmetric int8 quantization; -128 is rejected). ``|out| <= K * 127**2 < 2**31``
+    for ``1 <= K <= 133000``, so the int32 result never wraps. The kernels multiply-add pairs of K
+    (``vpmaddwd``: ``a0 * w0 + a1 * w1`` per 32-bit lane), so ``a`` is padded here to an even number of
+    columns with a zero column; ``w`` is packed into 8-row panels per call
+    (``csrc/include/onebit/igemm.h``). ``variant`` names a kernel (see :func:`kernel_variants`);
+    ``None`` dispatches.
+    """
+    at, wt = _int_rows(a, "a", torch.int16), _int_rows(w, "w", torch.int8)
+    if at.shape[1] != wt.shape[1]:
+        raise ValueError(f"a and w must have the same K (columns), got {at.shape[1]} and {wt.shape[1]}")
+    if at.shape[1] % 2:
+        at = torch.nn.functional.pad(at, (0, 1))
+    out = torch.empty((at.shape[0], wt.shape[0]), dtype=torch.int32)
+    _C.igemm(at.numpy(), wt.numpy(), out.numpy(), variant or "")
     return out
 
 
