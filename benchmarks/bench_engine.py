@@ -3,14 +3,15 @@ number of threads, with a per-op profile of the engine (stem / binary body / hea
 
     .venv/bin/python benchmarks/bench_engine.py [--models toy_bireal toy_reactnet bireal18 ...]
                                                 [--methods bnn xnor ...] [--threads 1 2] [--repeats 20]
-                                                [--json out.json]
+                                                [--quantize none int8] [--json out.json]
 
 Models: toy ResNet-likes built from onebit.nn blocks (float stem, binary blocks, float head; torch
 runs the same binarized module in eval, i.e. FP32 convs on +-1 values) and zoo models
 (``onebit.models.create(name, num_classes=1000, in_chans=3, method=...)`` at 224x224, vgg_small at 32x32;
 torch runs the float model, method=None); ``--methods`` runs each zoo model once per method (one row
 per method: issue 6's per-method table) instead of its default method. A zoo model the converter
-cannot export yet is skipped with its error. Latency = median over --repeats calls after warm-up. Profile: the engine's per-op
+cannot export yet is skipped with its error. ``--quantize int8`` adds rows whose file has int8 float layers
+(``export(..., quantize="int8")``: stem, classifier and float shortcuts in integer arithmetic). Latency = median over --repeats calls after warm-up. Profile: the engine's per-op
 wall times (one profiled call, median of 5) summed into stem (float ops before the first binary op),
 body (first to last binary op), head (after the last binary op).
 """
@@ -88,13 +89,14 @@ def split_profile(engine: onebit.Engine, x) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in parts.items()}
 
 
-def bench(name: str, threads: list[int], repeats: int, method: str | None = None) -> list[dict]:
+def bench(name: str, threads: list[int], repeats: int, method: str | None = None,
+          quantize: str | None = None) -> list[dict]:
     binary, fp32, shape = build(name, method)
-    label = name if method is None else f"{name}/{method}"
+    label = (name if method is None else f"{name}/{method}") + (f" [{quantize}]" if quantize else "")
     x = torch.randn(1, *shape)
     try:
         with torch.no_grad():
-            blob = export(binary, x)
+            blob = export(binary, x, quantize=quantize)
     except Exception as exc:  # noqa: BLE001 - any converter refusal is reported, not fatal
         print(f"{label}: skipped, does not export yet: {type(exc).__name__}: {str(exc)[:160]}", flush=True)
         return []
@@ -107,7 +109,7 @@ def bench(name: str, threads: list[int], repeats: int, method: str | None = None
             torch_s = median_seconds(lambda: fp32(x), repeats)
         engine_s = median_seconds(lambda: engine(xn), repeats)
         prof = split_profile(engine, xn)
-        rows.append({"model": name, "method": method, "input": list(shape), "threads": t, "engine_ms": 1e3 * engine_s,
+        rows.append({"model": name, "method": method, "quantize": quantize, "input": list(shape), "threads": t, "engine_ms": 1e3 * engine_s,
                      "torch_fp32_ms": 1e3 * torch_s, "speedup": torch_s / engine_s,
                      **{f"{k}_ms": 1e3 * v for k, v in prof.items()}, "file_bytes": len(blob)})
         r = rows[-1]
@@ -123,12 +125,15 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=None, help="zoo models: one run per method")
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--quantize", nargs="+", default=["none"], choices=["none", "int8"],
+                   help="float layers of the engine's file: float32 (none) and/or int8; one row each")
     p.add_argument("--json", default=None, help="also write the rows here")
     args = p.parse_args()
     print(f"# ISA {onebit.kernels.available_isas()[-1]}, float GEMM: {_C.float_gemm_backend()}, torch {torch.__version__}")
     methods = args.methods or [None]
-    rows = [r for m in args.models for meth in (methods if m in ZOO else [None])
-            for r in bench(m, args.threads, args.repeats, meth)]
+    quants = [None if q == "none" else q for q in args.quantize]
+    rows = [r for m in args.models for meth in (methods if m in ZOO else [None]) for q in quants
+            for r in bench(m, args.threads, args.repeats, meth, q)]
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

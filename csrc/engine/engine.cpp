@@ -150,6 +150,7 @@ Engine::Engine(GraphDef graph, int num_threads) : graph_(std::move(graph)), num_
     if (!op) op = engine::make_dynamic_op(d, graph_.values);
     if (!op) op = engine::make_elastic_op(d, graph_.values);
     if (!op) op = engine::make_sparse_op(d, graph_.values);
+    if (!op) op = engine::make_quantized_op(d, graph_.values);
     if (!op) throw std::invalid_argument("engine: unknown op type '" + d.type + "' ('" + d.name + "')");
     for (int v : op->inputs()) {
       if (def[v] == INT32_MAX || def[v] >= i) throw std::invalid_argument("engine: op '" + d.name + "' reads an undefined value");
@@ -204,6 +205,7 @@ Engine::Engine(GraphDef graph, int num_threads) : graph_(std::move(graph)), num_
     def[ops[i]->outputs()[0]] = k;
     last[ops[i]->outputs()[0]] = std::max(last[ops[i]->outputs()[0]], k);
     scratch_per_thread_ = std::max(scratch_per_thread_, align_up(ops[i]->scratch_bytes()));
+    shared_per_sample_ = std::max(shared_per_sample_, align_up(ops[i]->shared_bytes_per_sample()));
     graph_index_.push_back(origin[i]);
     ops_.push_back(std::move(ops[i]));
   }
@@ -244,14 +246,16 @@ void Engine::give_back(std::unique_ptr<Arena> arena) const {
 void Engine::run(const float* in, std::int64_t batch, float* out, std::vector<double>* op_seconds) const {
   if (batch < 1) throw std::invalid_argument("engine: batch must be >= 1");
   const std::int64_t act = batch * arena_per_sample_;
-  const std::int64_t scratch = num_threads_ * scratch_per_thread_;
-  std::unique_ptr<Arena> arena = borrow(static_cast<std::size_t>(act + scratch));
+  const std::int64_t scratch = num_threads_ * scratch_per_thread_, shared = batch * shared_per_sample_;
+  std::unique_ptr<Arena> arena = borrow(static_cast<std::size_t>(act + scratch + shared));
   char* base = static_cast<char*>(arena->data);
   engine::RunCtx ctx;
   ctx.batch = batch;
   ctx.num_threads = num_threads_;
   ctx.scratch = base + act;
   ctx.scratch_per_thread = scratch_per_thread_;
+  ctx.shared = base + act + scratch;
+  ctx.shared_per_sample = shared_per_sample_;
   ctx.pool = threads_.get();
   struct PoolScope {  // current_pool() for ops that use the free parallel_for
     engine::ThreadPool* saved;

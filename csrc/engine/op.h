@@ -22,6 +22,8 @@ struct RunCtx {
   int num_threads = 1;
   char* scratch = nullptr;    // num_threads x scratch_per_thread bytes, 64-byte aligned
   std::int64_t scratch_per_thread = 0;
+  char* shared = nullptr;     // batch x shared_per_sample bytes that all threads of one op share
+  std::int64_t shared_per_sample = 0;
 
   template <class T>
   T* at(int value, std::int64_t sample, std::int64_t sample_bytes) const {
@@ -48,6 +50,9 @@ class Op {
   virtual void run(const RunCtx& ctx) const = 0;
   // Scratch bytes one thread needs for this op (reused by every op).
   virtual std::int64_t scratch_bytes() const { return 0; }
+  // Bytes per sample of a buffer all threads of this op share during one run (ctx.shared; reused by
+  // every op): an op that prepares its input once and then reads it from every thread.
+  virtual std::int64_t shared_bytes_per_sample() const { return 0; }
 
   const std::vector<int>& inputs() const { return in_; }
   const std::vector<int>& outputs() const { return out_; }
@@ -125,6 +130,8 @@ std::unique_ptr<Op> make_resample_op(const OpDef& def, const std::vector<ValueDe
 std::unique_ptr<Op> make_dynamic_op(const OpDef& def, const std::vector<ValueDef>& values);
 std::unique_ptr<Op> make_elastic_op(const OpDef& def, const std::vector<ValueDef>& values);
 std::unique_ptr<Op> make_sparse_op(const OpDef& def, const std::vector<ValueDef>& values);
+// Int8-quantized float layers (ops_quant.cpp): qconv2d, qlinear.
+std::unique_ptr<Op> make_quantized_op(const OpDef& def, const std::vector<ValueDef>& values);
 
 // Run fn(t, begin, end) over [0, n) split into at most num_threads contiguous chunks on the pool of the
 // Engine::run in progress on this thread (current_pool()); t indexes its scratch. Prefer

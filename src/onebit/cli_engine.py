@@ -1,6 +1,6 @@
 """The engine's subcommands of ``onebit`` (registered by ``onebit.cli``):
 
-    onebit export CHECKPOINT_OR_ZOO_MODEL -o model.onebit [--method bireal] [--image-size 224]
+    onebit export CHECKPOINT_OR_ZOO_MODEL -o model.onebit [--method bireal] [--image-size 224] [--quantize int8]
     onebit run model.onebit [--input x.npy] [--threads N] [--output y.npy]
     onebit bench model.onebit --threads 1 2 [--repeats 50] [--torch ZOO_MODEL]
 
@@ -61,7 +61,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         args.error(f"{src!r} is neither a checkpoint file nor a zoo model ({', '.join(models.list_models())})")
     try:
         with torch.no_grad():
-            blob = export(model.eval(), x, metadata=meta)
+            blob = export(model.eval(), x, metadata=meta, quantize=args.quantize)
     except ExportError as exc:
         args.error(f"cannot export {src!r}: {exc}")
     with open(args.output, "wb") as f:
@@ -138,6 +138,9 @@ def add_engine_commands(command: Callable[[str, Callable[[argparse.Namespace], i
     ex.add_argument("--method", default=None, help="zoo models: binarization method (default: the zoo's first)")
     ex.add_argument("--num-classes", type=int, default=None, help="zoo models (default 1000 for ImageNet, else 10)")
     ex.add_argument("--image-size", type=int, default=None, help="input H = W (default: the model's own)")
+    ex.add_argument("--quantize", choices=["int8"], default=None,
+                    help="store the float layers (stem, classifier, float shortcuts) as int8 and run them in integer "
+                         "arithmetic: faster and smaller, not bit-exact to the float model (default: float32)")
 
     rn = command("run", cmd_run, "run a .onebit model with the C++ engine")
     rn.add_argument("model", help="a .onebit file")

@@ -56,6 +56,8 @@ def _op_record(op: dict, index: dict[str, int], tensors: dict[str, np.ndarray]) 
     arrays: list[dict[str, np.ndarray]] = [{}, {}, {}, {}]
     for role, name in op.get("tensors", {}).items():
         arr = tensors[name]
+        if arr.dtype == np.int8:  # int8 weights travel as their bytes; the op reads them back as int8
+            arr = arr.view(np.uint8)
         arrays[_TENSOR_DTYPES[arr.dtype]][role] = np.ascontiguousarray(arr.reshape(-1))
     return (op["op"], op.get("name", ""), [index[n] for n in op["inputs"]], [index[n] for n in op["outputs"]],
             ints, reals, strs, *arrays)

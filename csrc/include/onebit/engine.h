@@ -58,6 +58,7 @@ class Engine {
   std::vector<std::int64_t> offsets_;  // per-sample byte offset of every value in the arena
   std::int64_t arena_per_sample_ = 0;
   std::int64_t scratch_per_thread_ = 0;
+  std::int64_t shared_per_sample_ = 0;  // max over ops of Op::shared_bytes_per_sample, aligned
   mutable std::mutex pool_mutex_;
   mutable std::vector<std::unique_ptr<Arena>> pool_;
 };

@@ -11,7 +11,7 @@ Layout (all integers little-endian)::
     24+H    ...   data section: tensor blobs, each starting at a multiple of 64 bytes
 
 The JSON header is ``{"graph": <any JSON>, "metadata": {str: str}, "tensors": {name: entry}}`` with
-``entry = {"dtype": "float32"|"int32"|"uint64"|"uint8", "shape": [int, ...], "offset": int, "nbytes": int}``;
+``entry = {"dtype": "float32"|"int32"|"uint64"|"uint8"|"int8", "shape": [int, ...], "offset": int, "nbytes": int}``;
 offsets are relative to the data section. The reader checks every field, offset, size and overlap
 before it hands out a single array, and raises :class:`ModelFileError` naming what is wrong.
 Version 2 adds the checksum, so damage anywhere (a flipped bit in a weight blob, which no structural
@@ -37,7 +37,7 @@ FORMAT_VERSION = 2
 _READ_VERSIONS = (1, 2)
 ALIGN = 64
 _PREAMBLE = struct.Struct("<8sIIQ")  # magic, version, CRC-32 (version 1: reserved, 0), header length
-_DTYPES = {"float32": np.float32, "int32": np.int32, "uint64": np.uint64, "uint8": np.uint8}
+_DTYPES = {"float32": np.float32, "int32": np.int32, "uint64": np.uint64, "uint8": np.uint8, "int8": np.int8}
 _MAX_HEADER = 64 << 20  # a 64 MiB JSON header is already absurd; refuse before allocating
 _MAX_NDIM = 32  # numpy's limit is 64; no model tensor comes close, and math.prod stays cheap
 _MAX_INT_DIGITS = 20  # 2**64 - 1 has 20 digits: longer JSON integers are refused before int() parses them

@@ -285,6 +285,17 @@ OPS.update({
                  "tensors": dict(_SB_TENSORS), "optional": _SB_OPTIONAL},
 })
 
+# Int8-quantized float layers (export(..., quantize="int8"); onebit.export.quantize): int8 weights with a
+# float scale per output channel, activations quantized per sample when the op runs.
+_Q_TENSORS = {"weight": ("int8", _fweight_shape), "weight_scale": ("float32", _per_out), "bias": ("float32", _per_out)}
+OPS.update({
+    "qconv2d": {"kinds": (("float",), "float"), "shape": _conv_shape, "attrs": dict(_CONV_ATTRS),
+                "tensors": dict(_Q_TENSORS), "optional": {"bias"}},
+    "qlinear": {"kinds": (("float",), "float"), "shape": _linear_shape,
+                "attrs": {"in_features": _POS, "out_features": _POS},
+                "tensors": dict(_Q_TENSORS), "optional": {"bias"}},
+})
+
 
 # ---- validation ----------------------------------------------------------------------------------------
 
@@ -383,6 +394,8 @@ def _check_op(i: int, op: Any, values: dict, defined: set, tensors: dict) -> Non
     _check_tensors(op, spec, shapes, tensors)
     if op["op"] in ("sbconv2d", "sblinear"):
         _check_sb_mask(i, op, shapes, tensors)
+    if op["op"] in ("qconv2d", "qlinear"):
+        _check_quantized(i, op, tensors)
 
 
 def sb_mask_words(op: dict, index: np.ndarray, live: np.ndarray) -> np.ndarray:
@@ -418,6 +431,23 @@ def _check_sb_mask(i: int, op: dict, shapes: list, tensors: dict[str, np.ndarray
     used = (a["in_channels"] // a["groups"] if "kernel" in a else a["in_features"]) % 64
     if used and (words.reshape(-1, shape[-1])[:, -1] >> np.uint64(used)).any():
         raise _fail(f"op #{i} ({op['op']}): mask has bits set past the input channels of a tap (padding bits must be 0)")
+
+
+def _check_quantized(i: int, op: dict, tensors: dict[str, np.ndarray]) -> None:
+    """Weights in [-127, 127] (the symmetric int8 range igemm's exactness bound assumes), finite
+    non-negative scales, and a dot product short enough to stay exact in int32."""
+    refs, a = op["tensors"], op["attrs"]
+    w, s = tensors[refs["weight"]], tensors[refs["weight_scale"]]
+    if w.size and int(w.min()) < -127:
+        raise _fail(f"op #{i} ({op['op']}): weight holds -128; quantized weights must lie in [-127, 127]")
+    if not (np.isfinite(s).all() and (s >= 0).all()):
+        raise _fail(f"op #{i} ({op['op']}): weight_scale must be finite and >= 0")
+    k = w.size // max(w.shape[0], 1)
+    if k > _Q_MAX_K:
+        raise _fail(f"op #{i} ({op['op']}): {k} inputs per output exceed {_Q_MAX_K} (int32 sums could overflow)")
+
+
+_Q_MAX_K = 133000  # 133000 * 127 * 127 < 2**31 (csrc/include/onebit/igemm.h kIgemmMaxK)
 
 
 def validate(model: ModelFile) -> dict:

@@ -122,6 +122,33 @@ def _float_op(kind, xs, op, t):
 
 
 
+def quantize_activation(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample symmetric int8 quantization (:mod:`onebit.export.quantize`): (q as float64, s_x float32 (N,)).
+
+    ``inv = 127 / max|x|`` and ``x * inv`` are float32 operations, as in the engine; ``v > -127 ? v : -127``
+    then ``v < 127 ? v : 127`` is the engine's clamp (a NaN becomes -127), torch.round rounds half to even."""
+    amax = x.abs().reshape(x.shape[0], -1).amax(dim=1)
+    inv = torch.where(amax > 0, torch.tensor(127.0) / amax, torch.zeros_like(amax))
+    v = x * _ns(inv, x)
+    v = torch.where(v > -127.0, v, torch.tensor(-127.0))
+    v = torch.where(v < 127.0, v, torch.tensor(127.0))
+    return v.round().double(), amax / torch.tensor(127.0)
+
+
+def _quantized(x, op, t):
+    """qconv2d / qlinear: exact integer dot products of int8 activations and weights, then
+    y = float32(acc) * (s_x * s_w) + bias (float32, two roundings)."""
+    q, sx = quantize_activation(x)
+    w, a = t["weight"].double(), op["attrs"]
+    if op["op"] == "qconv2d":
+        top, bottom, left, right = a["padding"]
+        acc = F.conv2d(F.pad(q, (left, right, top, bottom)), w, None, a["stride"], 0, a["dilation"], a["groups"])
+    else:
+        acc = F.linear(q, w)
+    y = acc.to(torch.float32) * (_ns(sx, acc) * _ch(t["weight_scale"], acc))
+    return y + _ch(t["bias"], y) if "bias" in t else y
+
+
 # ---- method ops ---------------------------------------------------------------------------------------
 
 def _sbinary(x, op, t):
@@ -223,6 +250,8 @@ def run(model: ModelFile | bytes, x: torch.Tensor) -> torch.Tensor:
             out = (_bconv2d if kind == "bconv2d" else _blinear)(xs[0], op, t, domain)
         elif kind == "bmaxpool":
             out = _bmaxpool(xs[0], op, t)
+        elif kind in ("qconv2d", "qlinear"):
+            out = _quantized(xs[0], op, t)
         elif kind in _FLOAT_OPS:
             out = _float_op(kind, xs, op, t)
         else:
