@@ -207,8 +207,8 @@ class QConv2d final : public Quantized {
     cols_ = ptiles_ >= 4 ? cout_g_ : std::min<std::int64_t>(64, cout_g_);
     ctiles_ = (cout_g_ + cols_ - 1) / cols_;
   }
-  std::int64_t scratch_bytes() const override { return rows_ * kp_ * 2 + rows_ * cols_ * 4 + 64; }
-  std::int64_t shared_bytes_per_sample() const override { return kHeader + x_.pixels() * x_.c() * 2; }
+  std::int64_t scratch_bytes() const override { return acc_offset() + rows_ * cols_ * 4; }
+  std::int64_t shared_bytes_per_sample() const override { return kHeader + x_.pixels() * x_.c() * 2 + kSlack; }
   bool accepts_stages() const override { return true; }
 
   void run(const RunCtx& ctx) const override {
@@ -230,13 +230,22 @@ class QConv2d final : public Quantized {
     const std::int64_t cg0 = ct * cols_, cols = std::min(cols_, cout_g_ - cg0), c0 = g * cout_g_ + cg0;
     const std::int16_t* q = quantized(ctx, n);
     auto* a = reinterpret_cast<std::int16_t*>(ctx.thread_scratch(t));
-    auto* acc = reinterpret_cast<std::int32_t*>(ctx.thread_scratch(t) + (rows_ * kp_ * 2 + 63) / 64 * 64);
+    auto* acc = reinterpret_cast<std::int32_t*>(ctx.thread_scratch(t) + acc_offset());
     for (std::int64_t r = 0; r < rows; ++r) im2col(q, g, p0 + r, a + r * kp_);
     f.igemm(IgemmArgs{a, rows, kp_, panels(g, cg0), cols, k_, acc, cols});
     float* y = ctx.at<float>(out_[0], n, y_.bytes()) + p0 * y_.c() + c0;
     for (std::int64_t r = 0; r < rows; ++r) f.transform(acc + r * cols, cols, sx, &scale_[c0], &bias_[c0], y + r * y_.c());
     run_stages(ctx, n * y_.pixels() + p0, y, rows, y_.c(), c0, cols);
   }
+
+  // Copies of short runs (the stem's 7 taps x 3 channels are 42 bytes) as 16-byte moves: up to 7 values
+  // past the run are read (kSlack after the quantized sample) and written (overwritten by the next run,
+  // the pad-column fill, or the next row; kSlack after the tile's last row).
+  static constexpr std::int64_t kSlack = 64;
+  static void copy_run(std::int16_t* dst, const std::int16_t* src, std::int64_t n) {
+    for (std::int64_t i = 0; i < n; i += 8) std::memcpy(dst + i, src + i, 16);
+  }
+  std::int64_t acc_offset() const { return (rows_ * kp_ * 2 + kSlack + 63) / 64 * 64; }
 
   void im2col(const std::int16_t* x, std::int64_t g, std::int64_t p, std::int16_t* row) const {
     const std::int64_t oh = p / y_.w(), ow = p % y_.w(), cin = x_.c();
@@ -246,7 +255,7 @@ class QConv2d final : public Quantized {
     for (std::int64_t kh = 0; kh < k_hw_[0]; ++kh) {
       const std::int64_t ih = oh * s_[0] - pt_ + kh * dil_[0];
       if (run && ih >= 0 && ih < x_.h()) {
-        std::memcpy(row, x + (ih * x_.w() + iw0) * cin, k_hw_[1] * cin * sizeof(std::int16_t));
+        copy_run(row, x + (ih * x_.w() + iw0) * cin, k_hw_[1] * cin);
         row += k_hw_[1] * cin;
         continue;
       }
@@ -255,7 +264,7 @@ class QConv2d final : public Quantized {
         if (ih < 0 || ih >= x_.h() || iw < 0 || iw >= x_.w()) {
           std::fill(row, row + cin_g_, std::int16_t{0});
         } else {
-          std::memcpy(row, x + (ih * x_.w() + iw) * cin + g * cin_g_, cin_g_ * sizeof(std::int16_t));
+          copy_run(row, x + (ih * x_.w() + iw) * cin + g * cin_g_, cin_g_);
         }
       }
     }

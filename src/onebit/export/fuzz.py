@@ -91,6 +91,7 @@ def _seed_models() -> dict[str, ModelFile]:
         "dtypes": ModelFile(graph=[1, 2.5, None, True, "s"], tensors={
             "f": np.full((), 1.5, dtype=np.float32), "i": np.arange(-8, 8, dtype=np.int32).reshape(4, 2, 2),
             "u": np.arange(64, dtype=np.uint64), "b": np.full((1,), 255, dtype=np.uint8),
+            "s8": np.arange(-128, 128, 37, dtype=np.int8),
             "fz": np.zeros((2, 0, 3), dtype=np.float32)}),
         "graph_heavy": ModelFile(graph=graph, tensors={"\u00e9\U0001F600": np.ones((8, 8), dtype=np.float32)},
                                  metadata={"producer": "onebit", "note": "\u4e2d\u6587 \u202e\u0000"}),
@@ -122,7 +123,7 @@ def export_seeds(*, zoo: bool = False, methods: bool = False, skipped: list[str]
     models = {**_export_models(), **(_zoo_models() if zoo else {}), **(_method_models(skipped) if methods else {})}
     for name, (model, x) in models.items():
         try:
-            out = export(model, x)
+            out = export(model, x, quantize="int8") if name.endswith("-int8") else export(model, x)
         except Exception as exc:  # noqa: BLE001 - a converter gap is not the reader's problem
             if skipped is not None:
                 skipped.append(f"{name}: {type(exc).__name__}: {str(exc)[:120]}")
@@ -184,7 +185,8 @@ METHOD_MODELS: list[tuple[str, str, Any, int, int, dict]] = [
     ("resnet20-prelu", "resnet20", ("reactnet", {"activation": "prelu"}), 3, 8, {"width_mult": 0.25}),
     ("reactnet_a", "reactnet_a", "reactnet", 3, 32, {"width_mult": 0.125}),  # rprelu, concat
     ("quicknet", "quicknet", "bnn", 3, 32, {"width_mult": 0.125}),           # blur pool (grouped conv2d)
-]
+    ("resnet20-int8", "resnet20", "bireal", 3, 8, {"width_mult": 0.25}),     # exported with quantize="int8":
+]                                                                          # qconv2d, qlinear
 
 
 def _method_models(skipped: list[str] | None = None) -> dict[str, tuple[Any, Any]]:
@@ -544,7 +546,7 @@ def _check_consistent(model: Any, data: bytes) -> None:
     for name, array in model.tensors.items():
         if not isinstance(name, str) or not isinstance(array, np.ndarray):
             raise FuzzFailure(f"tensor {name!r} is {type(array).__name__}")
-        if array.dtype not in (np.float32, np.int32, np.uint64, np.uint8) or not array.flags.c_contiguous:
+        if array.dtype not in (np.float32, np.int32, np.uint64, np.uint8, np.int8) or not array.flags.c_contiguous:
             raise FuzzFailure(f"tensor {name!r}: dtype {array.dtype}, contiguous {array.flags.c_contiguous}")
         if not array.flags.writeable or not array.flags.owndata:
             raise FuzzFailure(f"tensor {name!r} is a view, not an independent copy")
