@@ -13,7 +13,7 @@ demo: setup
 # build/asan; the binary conv kernels and the engine tests; ~3 min from scratch). make test-asan: all kernels.
 test: setup
 	$(PY) -m pytest -q
-	ONEBIT_ASAN_TESTS="tests/kernels/test_bconv2d.py tests/test_engine.py" bash scripts/test_asan.sh
+	ONEBIT_ASAN_TESTS="tests/kernels/test_bconv2d.py tests/kernels/test_igemm.py tests/test_engine.py tests/export/test_quantize.py" bash scripts/test_asan.sh
 
 test-slow: setup
 	$(PY) -m pytest -q -m "slow or not slow"
