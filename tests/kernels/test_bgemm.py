@@ -90,19 +90,31 @@ def test_variant_matches_reference_at_tile_edges(variant, k, mode):
 
 @pytest.mark.parametrize("mode", ["xor", "and"])
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_extreme_popcounts(variant, mode):
-    # All bits set or clear over 100 words: the largest counts any accumulator sees (byte
-    # counters in the AVX2 kernel flush every 31 words), and results of +-k exactly.
-    k = 64 * 100
-    ones = torch.full((3, 100), -1, dtype=torch.int64).view(torch.uint64)
-    zeros = torch.zeros((2, 100), dtype=torch.uint64)
+@pytest.mark.parametrize("words", [100, 300])
+def test_extreme_popcounts(variant, mode, words):
+    # All bits set or clear: the largest counts any accumulator sees (byte counters in the AVX2
+    # kernel flush every 31 words, every 124 words in its 1-2 row path), and results of +-k exactly.
+    k = 64 * words
+    ones = torch.full((3, words), -1, dtype=torch.int64).view(torch.uint64)
+    zeros = torch.zeros((2, words), dtype=torch.uint64)
     both = torch.cat([ones[:2], zeros[:1]])  # rows: ones, ones, zeros
-    got = kernels.bgemm(both, torch.cat([ones[:1], zeros]), k, mode=mode, variant=variant)
     if mode == "xor":  # -1 . -1 = +1, -1 . +1 = -1, +1 . -1 = -1, +1 . +1 = +1
         expected = [[k, -k, -k], [k, -k, -k], [-k, k, k]]
     else:  # 1 x (-1) = -1, 1 x (+1) = +1, 0 x anything = 0
         expected = [[-k, k, k], [-k, k, k], [0, 0, 0]]
-    assert got.tolist() == expected
+    for m in (3, 2, 1):  # the tiled path and the one- and two-row path
+        got = kernels.bgemm(both[-m:], torch.cat([ones[:1], zeros]), k, mode=mode, variant=variant)
+        assert got.tolist() == expected[-m:], m
+
+
+@pytest.mark.parametrize("mode", ["xor", "and"])
+@pytest.mark.parametrize("variant", FAST_VARIANTS)
+def test_one_and_two_rows_at_long_k(variant, mode):
+    """A batch-1 / batch-2 binary linear layer's shape: K past several flushes of byte counters, odd N."""
+    for k in (7937, 9216, 9217):
+        a, b, expected = random_operands(2, 13, k, mode, seed=k)
+        for m in (1, 2):
+            assert torch.equal(kernels.bgemm(a[:m], b, k, mode=mode, variant=variant), expected[:m]), (k, m)
 
 
 @settings(max_examples=30, deadline=None)

@@ -203,11 +203,80 @@ void run(const BgemmArgs& p, const std::int64_t* row_term) {
   }
 }
 
+// One or two rows of A (a batch-1 binary linear layer): every word of B is used by at most two rows,
+// so repacking B into nibble panels (a read and a write of 2x its size) costs more than the product
+// itself. Instead lanes run along K over B's own rows: per 4 words, combine with A's 4 words, split
+// into nibbles, 2 vpshufb + 2 byte adds into that output's counters; 4 outputs at a time share the
+// loads and splits of A. Flushes as in `tile`, then one horizontal sum per output. The K tail (kw not
+// a multiple of 4) is a masked load of zero words, which add nothing to either popcount.
+template <class Combine, int kRows>
+void gemv_rows(const BgemmArgs& p, std::int64_t kw, const std::int64_t* row_term) {
+  const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  constexpr int kCols = 4;
+  for (std::int64_t n0 = 0; n0 < p.n; n0 += kCols) {
+    const int cols = static_cast<int>(std::min<std::int64_t>(kCols, p.n - n0));
+    __m256i total[kRows][kCols];
+#pragma GCC unroll 8
+    for (int i = 0; i < kRows; ++i) {
+#pragma GCC unroll 8
+      for (int j = 0; j < kCols; ++j) total[i][j] = _mm256_setzero_si256();
+    }
+    for (std::int64_t w0 = 0; w0 < kw; w0 += kLanes * kFlushSteps) {
+      const std::int64_t w1 = std::min<std::int64_t>(kw, w0 + kLanes * kFlushSteps);
+      __m256i bytes[kRows][kCols];
+#pragma GCC unroll 8
+      for (int i = 0; i < kRows; ++i) {
+#pragma GCC unroll 8
+        for (int j = 0; j < kCols; ++j) bytes[i][j] = _mm256_setzero_si256();
+      }
+      for (std::int64_t w = w0; w < w1; w += kLanes) {
+        const std::int64_t valid = std::min<std::int64_t>(kLanes, kw - w);
+        __m256i x[kRows];
+#pragma GCC unroll 8
+        for (int i = 0; i < kRows; ++i) x[i] = load_words(p.a + i * p.lda + w, valid);
+#pragma GCC unroll 8
+        for (int j = 0; j < kCols; ++j) {
+          const __m256i b = j < cols ? load_words(p.b + (n0 + j) * p.ldb + w, valid) : _mm256_setzero_si256();
+#pragma GCC unroll 8
+          for (int i = 0; i < kRows; ++i) {
+            const Nibbles nb = split(Combine::apply(x[i], b));
+            bytes[i][j] = _mm256_add_epi8(bytes[i][j], _mm256_shuffle_epi8(table, nb.lo));
+            bytes[i][j] = _mm256_add_epi8(bytes[i][j], _mm256_shuffle_epi8(table, nb.hi));
+          }
+        }
+      }
+#pragma GCC unroll 8
+      for (int i = 0; i < kRows; ++i) {
+#pragma GCC unroll 8
+        for (int j = 0; j < kCols; ++j)
+          total[i][j] = _mm256_add_epi64(total[i][j], _mm256_sad_epu8(bytes[i][j], _mm256_setzero_si256()));
+      }
+    }
+    for (int i = 0; i < kRows; ++i) {
+      const std::int64_t t = row_term ? row_term[i] : p.k;
+      for (int j = 0; j < cols; ++j) {
+        const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(total[i][j]), _mm256_extracti128_si256(total[i][j], 1));
+        const std::int64_t pop = _mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1);
+        p.c[i * p.ldc + n0 + j] = static_cast<std::int32_t>(t - 2 * pop);
+      }
+    }
+  }
+}
+
+template <class Combine>
+void run_any(const BgemmArgs& p, const std::int64_t* row_term) {
+  const std::int64_t kw = words_for(p.k);
+  if (p.m == 1) return gemv_rows<Combine, 1>(p, kw, row_term);
+  if (p.m == 2) return gemv_rows<Combine, 2>(p, kw, row_term);
+  run<Combine>(p, row_term);
+}
+
 }  // namespace
 
 void bgemm__3x8__avx2_nvec(const BgemmArgs& p) {
   if (p.mode == BgemmMode::kXor) {
-    run<Xor>(p, nullptr);  // row_term = K
+    run_any<Xor>(p, nullptr);  // row_term = K
     return;
   }
   // kAnd: row_term = popcount(A row), once per row of A, shared by every column.
@@ -218,7 +287,7 @@ void bgemm__3x8__avx2_nvec(const BgemmArgs& p) {
     for (std::int64_t w = 0; w < kw; ++w) s += static_cast<std::int64_t>(_mm_popcnt_u64(p.a[m * p.lda + w]));
     pop_a[m] = s;
   }
-  run<And>(p, pop_a);
+  run_any<And>(p, pop_a);
 }
 
 }  // namespace onebit
