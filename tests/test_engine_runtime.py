@@ -3,6 +3,8 @@ backend, and the export / run / bench subcommands of the CLI."""
 
 from __future__ import annotations
 
+import os
+
 import threading
 
 import numpy as np
@@ -76,6 +78,17 @@ def test_cli_export_run_bench(tmp_path, capsys):
     assert main(["bench", path, "--threads", "1", "2", "--repeats", "2"]) == 0
     out = capsys.readouterr().out
     assert "threads 2: engine" in out and "torch FP32 resnet20" in out and "speed-up" in out
+
+
+def test_cli_export_quantize_int8(tmp_path):
+    float_path, int8_path = str(tmp_path / "f.onebit"), str(tmp_path / "q.onebit")
+    assert main(["export", "resnet20", "--method", "bireal", "-o", float_path]) == 0
+    assert main(["export", "resnet20", "--method", "bireal", "--quantize", "int8", "-o", int8_path]) == 0
+    ops = [op["op"] for op in onebit.export.load(int8_path).graph["ops"]]
+    assert "qconv2d" in ops and "qlinear" in ops and "conv2d" not in ops and "linear" not in ops
+    assert os.path.getsize(int8_path) < os.path.getsize(float_path)
+    with pytest.raises(SystemExit):
+        main(["export", "resnet20", "--quantize", "int4", "-o", int8_path])
 
 
 def test_cli_export_rejects_unknown(tmp_path):

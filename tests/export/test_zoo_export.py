@@ -51,6 +51,20 @@ def test_zoo_model_exports_and_matches(name, method):
         assert METHOD_OPS[method] in ops
 
 
+@pytest.mark.parametrize("name", onebit.models.list())
+def test_zoo_model_int8_engine_matches_reference(name):
+    """export(quantize="int8") of every zoo model (its first method): the engine (every ISA) equals the
+    reference executor of the same file (integer sums: no rounding differences in the quantized ops)."""
+    model, x = build(name, onebit.models.model_info(name).methods[0])
+    blob = export(model, x, quantize="int8")
+    ops = {op["op"] for op in read_model(blob).graph["ops"]}
+    assert ops & {"qconv2d", "qlinear"} and not ops & {"conv2d", "linear"}
+    want = reference.run(blob, x)
+    for isa in available_isas():
+        with use_isa(isa):
+            assert close(want, onebit.Engine(blob)(x)), f"engine ({isa}) != reference for {name} int8"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name, method", cases(BASELINES + ISSUE6))
 def test_zoo_model_full_size(name, method):
