@@ -21,10 +21,10 @@ from onebit.export import export
 from export.toy_models import build
 
 
-def exported(name: str):
+def exported(name: str, quantize: str | None = None):
     model, x = build(name)
     with torch.no_grad():
-        return export(model, x), tuple(x.shape[1:])
+        return export(model, x, quantize=quantize), tuple(x.shape[1:])
 
 
 def stress(blob: bytes, in_shape: tuple, *, threads: int, rounds: int, inputs: int, seed: int = 0) -> int:
@@ -73,6 +73,12 @@ def stress(blob: bytes, in_shape: tuple, *, threads: int, rounds: int, inputs: i
 def test_eight_threads_match_serial_calls():
     blob, in_shape = exported("reactnet")
     assert stress(blob, in_shape, threads=8, rounds=12, inputs=6) == 8 * 12 * 2
+
+
+def test_int8_layers_under_concurrent_calls():
+    """qconv2d / qlinear keep the quantized sample in a per-call shared buffer (part of the call's arena)."""
+    blob, in_shape = exported("bireal", quantize="int8")
+    assert stress(blob, in_shape, threads=4, rounds=6, inputs=4, seed=2) == 4 * 6 * 2
 
 
 @pytest.mark.slow
