@@ -109,6 +109,39 @@ def test_extreme_popcounts(variant, mode, words):
 
 @pytest.mark.parametrize("mode", ["xor", "and"])
 @pytest.mark.parametrize("variant", FAST_VARIANTS)
+def test_counter_flush_boundaries(variant, mode):
+    """K around the counter flush lengths: 3x64__avx2_ntab flushes byte counters every 3 words and
+    widens its 16-bit counters every 768 words; 3x8__avx2_nvec flushes every 31 words. Rows past the
+    largest tile height; columns: 2 32-column panels + 2 (3x64__avx2_ntab passes those 2 to
+    3x8__avx2_nvec), 2 panels + a part-panel of 26."""
+    for words in (2, 3, 4, 6, 7, 30, 31, 32, 62, 767, 768, 769, 1537):
+        for k in sorted({64 * words - 1, 64 * words, 64 * words + 1}):
+            a, b, expected = random_operands(7, 90, k, mode, seed=words * 7 + k % 3)
+            for n in (66, 90):
+                got = kernels.bgemm(a, b[:n], k, mode=mode, variant=variant)
+                assert torch.equal(got, expected[:, :n]), (k, mode, n)
+
+
+@pytest.mark.parametrize("mode", ["xor", "and"])
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("words", [1025, 1537])
+def test_extreme_popcounts_past_16_bit_counts(variant, mode, words):
+    # All bits set: every count is k = 64 * words > 65535, past what a 16-bit counter holds (the
+    # 16-bit counters of 3x64__avx2_ntab are widened to 32 bits every 768 words). 4 rows: one full
+    # 3-row tile and an edge tile.
+    k = 64 * words
+    ones = torch.full((4, words), -1, dtype=torch.int64).view(torch.uint64)
+    zeros = torch.zeros((1, words), dtype=torch.uint64)
+    b = torch.cat([ones[:1], zeros, ones[:1]])
+    if mode == "xor":
+        expected = [[k, -k, k]] * 4
+    else:
+        expected = [[-k, k, -k]] * 4
+    assert kernels.bgemm(ones, b, k, mode=mode, variant=variant).tolist() == expected
+
+
+@pytest.mark.parametrize("mode", ["xor", "and"])
+@pytest.mark.parametrize("variant", FAST_VARIANTS)
 def test_one_and_two_rows_at_long_k(variant, mode):
     """A batch-1 / batch-2 binary linear layer's shape: K past several flushes of byte counters, odd N."""
     for k in (7937, 9216, 9217):

@@ -271,6 +271,9 @@ void bconv2d__im2col_4x4__portable(const Bconv2dArgs& a) {
 void bconv2d__im2col_3x8__avx2_nvec(const Bconv2dArgs& a) {
   run(a, &bgemm__3x8__avx2_nvec, &sbgemm__3x8__avx2_nvec, &acc2bits__avx2);
 }
+void bconv2d__im2col_3x64__avx2_ntab(const Bconv2dArgs& a) {
+  run(a, &bgemm__3x64__avx2_ntab, &sbgemm__3x8__avx2_nvec, &acc2bits__avx2);
+}
 // kMask on AVX-512 CPUs runs the AVX2 sbgemm (every CPU with the AVX-512 subset onebit needs has
 // AVX2); an AVX-512 sbgemm is not written yet.
 void bconv2d__im2col_5x32__avx512_nvec(const Bconv2dArgs& a) {
