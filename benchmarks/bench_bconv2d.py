@@ -45,9 +45,7 @@ def main() -> None:
     parser.add_argument("--output", default="int32,bits", help="comma-separated of int32, bits, float")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    variants = [v for v in kernels.runnable_variants("bconv2d") if v != "reference"]
-    if args.variants:
-        variants = args.variants.split(",")
+    variants = kernels.selected_variants("bconv2d", args.variants)
     outputs = args.output.split(",")
     print(f"ISAs {kernels.available_isas()}; 1 thread; mode {args.mode}; pad_value {args.pad_value}; "
           f"roofline {ROOFLINE / 1e9:.0f} G binary MAC/s/core")

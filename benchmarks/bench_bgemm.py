@@ -44,9 +44,7 @@ def main() -> None:
     parser.add_argument("--reference", action="store_true", help="also time the (slow) reference")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    variants = [v for v in kernels.runnable_variants("bgemm") if v != "reference" or args.reference]
-    if args.variants:
-        variants = [v for v in args.variants.split(",") if v]
+    variants = kernels.selected_variants("bgemm", args.variants, reference=args.reference)
     print(f"CPU: {cpu_name()}; ISAs: {kernels.available_isas()}; 1 thread; mode {args.mode}; "
           f"roofline {ROOFLINE / 1e9:.0f} G binary MAC/s")
     print(f"{'M x N x K':>18} " + " ".join(f"{v:>22}" for v in variants))

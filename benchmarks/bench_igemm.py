@@ -56,9 +56,7 @@ def main() -> None:
     parser.add_argument("--reference", action="store_true", help="also time the (slow) reference")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    variants = [v for v in kernels.runnable_variants("igemm") if v != "reference" or args.reference]
-    if args.variants:
-        variants = [v for v in args.variants.split(",") if v]
+    variants = kernels.selected_variants("igemm", args.variants, reference=args.reference)
     print(f"CPU: {cpu_name()}; ISAs: {kernels.available_isas()}; 1 thread; torch {torch.__version__} FP32 baseline")
     print(f"{'M x N x K':>18} {'torch fp32':>18} " + " ".join(f"{v:>28}" for v in variants))
     gen = torch.Generator().manual_seed(0)

@@ -49,6 +49,14 @@ double Op::real_attr(const OpDef& d, const char* key) const {
   return static_cast<double>(jt->second[0]);
 }
 
+ConvGeom Op::conv_geom(const OpDef& d) const {
+  ConvGeom c;
+  for (int i = 0; i < 2; ++i)
+    c.k[i] = int_attr(d, "kernel", i), c.s[i] = int_attr(d, "stride", i), c.dil[i] = int_attr(d, "dilation", i);
+  c.pt = int_attr(d, "padding", 0), c.pl = int_attr(d, "padding", 2), c.g = int_attr(d, "groups");
+  return c;
+}
+
 std::vector<float> Op::f32(const OpDef& d, const char* key, std::int64_t n, bool optional) const {
   auto it = d.f32.find(key);
   if (it == d.f32.end()) {

@@ -43,6 +43,11 @@ struct RunCtx {
   }
 };
 
+// A conv op's geometry: kernel, stride, dilation (h, w), top / left padding, groups.
+struct ConvGeom {
+  std::int64_t k[2], s[2], dil[2], pt, pl, g;
+};
+
 class Op {
  public:
   Op(const OpDef& def, const std::vector<ValueDef>& values);
@@ -90,6 +95,7 @@ class Op {
   std::string str_attr(const OpDef& d, const char* key) const;
   // A real attribute; an integer one is accepted too (JSON -1 for -1.0).
   double real_attr(const OpDef& d, const char* key) const;
+  ConvGeom conv_geom(const OpDef& d) const;
   // A per-channel (or any) float tensor of exactly n elements; empty if optional and absent.
   std::vector<float> f32(const OpDef& d, const char* key, std::int64_t n, bool optional = false) const;
 
@@ -109,6 +115,35 @@ struct EwParams {
 };
 void ew_apply(const EwParams& p, const float* x, const float* z, float* y, std::int64_t rows, std::int64_t ld,
               std::int64_t n);
+
+// One im2col row of a float-input conv (conv2d, qconv2d; geometry from Op::conv_geom), for any element
+// type T: output pixel p's window of the NHWC input x (one group's Cin/g channels per tap), in the order
+// [kh][kw][Cin/g], zeros for padding; `copy(dst, src, n)` copies n elements. Returns the row's end.
+template <class T, class Copy>
+T* im2col_row(const ConvGeom& c, const ValueDef& x, const ValueDef& y, const T* in, std::int64_t group,
+              std::int64_t p, T* row, Copy&& copy) {
+  const std::int64_t oh = p / y.w(), ow = p % y.w(), cin = x.c(), cin_g = cin / c.g;
+  const std::int64_t iw0 = ow * c.s[1] - c.pl, iw1 = iw0 + (c.k[1] - 1) * c.dil[1];
+  // One group, dilation 1, the window's row inside the image: its kw taps are one contiguous run.
+  const bool run = c.g == 1 && c.dil[1] == 1 && iw0 >= 0 && iw1 < x.w();
+  for (std::int64_t kh = 0; kh < c.k[0]; ++kh) {
+    const std::int64_t ih = oh * c.s[0] - c.pt + kh * c.dil[0];
+    if (run && ih >= 0 && ih < x.h()) {
+      copy(row, in + (ih * x.w() + iw0) * cin, c.k[1] * cin);
+      row += c.k[1] * cin;
+      continue;
+    }
+    for (std::int64_t kw = 0; kw < c.k[1]; ++kw, row += cin_g) {
+      const std::int64_t iw = ow * c.s[1] - c.pl + kw * c.dil[1];
+      if (ih < 0 || ih >= x.h() || iw < 0 || iw >= x.w()) {
+        std::fill(row, row + cin_g, T{0});
+      } else {
+        copy(row, in + (ih * x.w() + iw) * cin + group * cin_g, cin_g);
+      }
+    }
+  }
+  return row;
+}
 
 // A flat range [r0, r1) of (sample, row) items with `per` rows per sample, in per-sample pieces:
 // fn(n, b, e) for rows [b, e) of sample n (ops whose per-sample data differ: thresholds, regrouping).

@@ -190,29 +190,22 @@ class Elementwise final : public Op {
 // [Cout][kh][kw][Cin/g], then the bias.
 class Conv2d final : public Op {
  public:
-  Conv2d(const OpDef& d, const std::vector<ValueDef>& v) : Op(d, v) {
-    for (int i = 0; i < 2; ++i) {
-      k_[i] = int_attr(d, "kernel", i);
-      s_[i] = int_attr(d, "stride", i);
-      dil_[i] = int_attr(d, "dilation", i);
-    }
-    pt_ = int_attr(d, "padding", 0);
-    pl_ = int_attr(d, "padding", 2);
-    g_ = int_attr(d, "groups");
+  Conv2d(const OpDef& d, const std::vector<ValueDef>& v) : Op(d, v), c_(conv_geom(d)) {
+    g_ = c_.g;
     cin_g_ = x_.c() / g_;
     cout_ = y_.c();
     cout_g_ = cout_ / g_;
-    kdim_ = k_[0] * k_[1] * cin_g_;
+    kdim_ = c_.k[0] * c_.k[1] * cin_g_;
     // [Cout][Cin/g][kh][kw] -> [Cout][kh][kw][Cin/g]: the order of an NHWC im2col row
     const std::vector<float> w = f32(d, "weight", cout_ * kdim_);
     w_.resize(w.size());
     for (std::int64_t o = 0; o < cout_; ++o)
       for (std::int64_t i = 0; i < cin_g_; ++i)
-        for (std::int64_t t = 0; t < k_[0] * k_[1]; ++t)
-          w_[(o * k_[0] * k_[1] + t) * cin_g_ + i] = w[(o * cin_g_ + i) * k_[0] * k_[1] + t];
+        for (std::int64_t t = 0; t < c_.k[0] * c_.k[1]; ++t)
+          w_[(o * c_.k[0] * c_.k[1] + t) * cin_g_ + i] = w[(o * cin_g_ + i) * c_.k[0] * c_.k[1] + t];
     bias_ = f32(d, "bias", cout_, true);
     if (bias_.empty()) bias_.assign(cout_, 0.0f);
-    direct_ = k_[0] == 1 && k_[1] == 1 && s_[0] == 1 && s_[1] == 1 && pt_ == 0 && pl_ == 0;
+    direct_ = c_.k[0] == 1 && c_.k[1] == 1 && c_.s[0] == 1 && c_.s[1] == 1 && c_.pt == 0 && c_.pl == 0;
     // Tiles (shape only): ~128 KiB of im2col rows; channel tiles of 64 when a sample has few pixel tiles.
     rows_ = std::clamp<std::int64_t>((128 << 10) / (4 * kdim_), 8, 512);
     ptiles_ = (y_.pixels() + rows_ - 1) / rows_;
@@ -253,29 +246,12 @@ class Conv2d final : public Op {
   }
 
   void im2col(const float* x, std::int64_t g, std::int64_t p, float* row) const {
-    const std::int64_t oh = p / y_.w(), ow = p % y_.w(), cin = x_.c();
-    const std::int64_t iw0 = ow * s_[1] - pl_, iw1 = iw0 + (k_[1] - 1) * dil_[1];
-    // One group, dilation 1, the window's row inside the image: its kw taps are one contiguous run.
-    const bool run = g_ == 1 && dil_[1] == 1 && iw0 >= 0 && iw1 < x_.w();
-    for (std::int64_t kh = 0; kh < k_[0]; ++kh) {
-      const std::int64_t ih = oh * s_[0] - pt_ + kh * dil_[0];
-      if (run && ih >= 0 && ih < x_.h()) {
-        std::memcpy(row, x + (ih * x_.w() + iw0) * cin, k_[1] * cin * sizeof(float));
-        row += k_[1] * cin;
-        continue;
-      }
-      for (std::int64_t kw = 0; kw < k_[1]; ++kw, row += cin_g_) {
-        const std::int64_t iw = ow * s_[1] - pl_ + kw * dil_[1];
-        if (ih < 0 || ih >= x_.h() || iw < 0 || iw >= x_.w()) {
-          std::fill(row, row + cin_g_, 0.0f);
-        } else {
-          std::memcpy(row, x + (ih * x_.w() + iw) * cin + g * cin_g_, cin_g_ * sizeof(float));
-        }
-      }
-    }
+    im2col_row(c_, x_, y_, x, g, p, row,
+               [](float* dst, const float* src, std::int64_t n) { std::memcpy(dst, src, n * sizeof(float)); });
   }
 
-  std::int64_t k_[2], s_[2], dil_[2], pt_, pl_, g_, cin_g_, cout_, cout_g_, kdim_;
+  ConvGeom c_;
+  std::int64_t g_, cin_g_, cout_, cout_g_, kdim_;
   std::int64_t rows_, ptiles_, cols_, ctiles_;
   bool direct_ = false;
   std::vector<float> w_, bias_;

@@ -186,17 +186,10 @@ class Quantized : public Op {
 // int32 tile, the output transform and the fused stages. Tiles depend on the layer's shape only.
 class QConv2d final : public Quantized {
  public:
-  QConv2d(const OpDef& d, const std::vector<ValueDef>& v) : Quantized(d, v) {
-    for (int i = 0; i < 2; ++i) {
-      k_hw_[i] = int_attr(d, "kernel", i);
-      s_[i] = int_attr(d, "stride", i);
-      dil_[i] = int_attr(d, "dilation", i);
-    }
-    pt_ = int_attr(d, "padding", 0);
-    pl_ = int_attr(d, "padding", 2);
-    g_ = int_attr(d, "groups");
+  QConv2d(const OpDef& d, const std::vector<ValueDef>& v) : Quantized(d, v), c_(conv_geom(d)) {
+    g_ = c_.g;
     cin_g_ = x_.c() / g_;
-    const std::int64_t taps = k_hw_[0] * k_hw_[1], kdim = taps * cin_g_;
+    const std::int64_t taps = c_.k[0] * c_.k[1], kdim = taps * cin_g_;
     std::vector<std::int64_t> order(kdim);  // [kh][kw][Cin/g] <- the file's [Cin/g][kh][kw]
     for (std::int64_t t = 0; t < taps; ++t)
       for (std::int64_t i = 0; i < cin_g_; ++i) order[t * cin_g_ + i] = i * taps + t;
@@ -248,30 +241,12 @@ class QConv2d final : public Quantized {
   std::int64_t acc_offset() const { return (rows_ * kp_ * 2 + kSlack + 63) / 64 * 64; }
 
   void im2col(const std::int16_t* x, std::int64_t g, std::int64_t p, std::int16_t* row) const {
-    const std::int64_t oh = p / y_.w(), ow = p % y_.w(), cin = x_.c();
-    const std::int64_t iw0 = ow * s_[1] - pl_, iw1 = iw0 + (k_hw_[1] - 1) * dil_[1];
-    const bool run = g_ == 1 && dil_[1] == 1 && iw0 >= 0 && iw1 < x_.w();  // the kw taps are one contiguous run
-    std::int16_t* const end = row + kp_;
-    for (std::int64_t kh = 0; kh < k_hw_[0]; ++kh) {
-      const std::int64_t ih = oh * s_[0] - pt_ + kh * dil_[0];
-      if (run && ih >= 0 && ih < x_.h()) {
-        copy_run(row, x + (ih * x_.w() + iw0) * cin, k_hw_[1] * cin);
-        row += k_hw_[1] * cin;
-        continue;
-      }
-      for (std::int64_t kw = 0; kw < k_hw_[1]; ++kw, row += cin_g_) {
-        const std::int64_t iw = ow * s_[1] - pl_ + kw * dil_[1];
-        if (ih < 0 || ih >= x_.h() || iw < 0 || iw >= x_.w()) {
-          std::fill(row, row + cin_g_, std::int16_t{0});
-        } else {
-          copy_run(row, x + (ih * x_.w() + iw) * cin + g * cin_g_, cin_g_);
-        }
-      }
-    }
-    std::fill(row, end, std::int16_t{0});  // the pad column of an odd K
+    std::int16_t* end = im2col_row(c_, x_, y_, x, g, p, row, &copy_run);
+    std::fill(end, row + kp_, std::int16_t{0});  // the pad column of an odd K
   }
 
-  std::int64_t k_hw_[2], s_[2], dil_[2], pt_, pl_, g_, cin_g_, kp_;
+  ConvGeom c_;
+  std::int64_t g_, cin_g_, kp_;
   std::int64_t rows_, ptiles_, cols_, ctiles_;
 };
 

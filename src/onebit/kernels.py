@@ -49,6 +49,14 @@ def runnable_variants(op: str) -> list[str]:
     return [name for name, isa, _dispatch in _C.kernel_variants(op) if isa in isas]
 
 
+def selected_variants(op: str, names: str = "", *, reference: bool = False) -> list[str]:
+    """The variants of ``op`` a benchmark runs: the comma-separated ``names`` if given, else every one
+    this CPU runs (the slow reference only with ``reference=True``)."""
+    if names:
+        return [v for v in names.split(",") if v]
+    return [v for v in runnable_variants(op) if v != "reference" or reference]
+
+
 def _force(name: str | None) -> None:
     if name is None:
         _C.clear_forced_isa()

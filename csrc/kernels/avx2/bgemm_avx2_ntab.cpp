@@ -63,13 +63,14 @@
 #include <algorithm>
 #include <utility>
 
+#include "avx2_words.h"
 #include "onebit/kernels.h"
 #include "onebit/scratch.h"  // not std::vector: see scratch.h for why ISA units avoid std templates
 
 namespace onebit {
 namespace {
 
-constexpr int kLanes = 4;               // 64-bit words per ymm
+constexpr int kLanes = kWordLanes;      // 64-bit words per ymm
 constexpr int kPanelCols = 32;          // columns of B per panel: one byte each in a step vector
 constexpr int kSteps = 16;              // nibbles per word
 constexpr int kStepBytes = 32;          // one step vector
@@ -97,25 +98,6 @@ constexpr Tables make_tables() {
   return t;
 }
 constexpr Tables kTables = make_tables();
-
-// `valid` (1..4) words from p; vpmaskmovq reads nothing from masked-off lanes and zeroes them.
-inline __m256i load_words(const word_t* p, std::int64_t valid) {
-  if (valid >= kLanes) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  const __m256i mask = _mm256_cmpgt_epi64(_mm256_set1_epi64x(valid), _mm256_setr_epi64x(0, 1, 2, 3));
-  return _mm256_maskload_epi64(reinterpret_cast<const long long*>(p), mask);
-}
-
-// 4x4 transpose of 64-bit elements: afterwards r[j] lane l = (before) r[l] lane j.
-inline void transpose4(__m256i r[kLanes]) {
-  const __m256i t0 = _mm256_unpacklo_epi64(r[0], r[1]);  // r0w0 r1w0 r0w2 r1w2
-  const __m256i t1 = _mm256_unpackhi_epi64(r[0], r[1]);  // r0w1 r1w1 r0w3 r1w3
-  const __m256i t2 = _mm256_unpacklo_epi64(r[2], r[3]);
-  const __m256i t3 = _mm256_unpackhi_epi64(r[2], r[3]);
-  r[0] = _mm256_permute2x128_si256(t0, t2, 0x20);
-  r[1] = _mm256_permute2x128_si256(t1, t3, 0x20);
-  r[2] = _mm256_permute2x128_si256(t0, t2, 0x31);
-  r[3] = _mm256_permute2x128_si256(t1, t3, 0x31);
-}
 
 // v[r] (r = 0..7): lane q = one word of column 8q + r. Writes its 16 step vectors, `step` bytes
 // apart. Within each 128-bit lane L (columns of lanes 2L, 2L + 1):
@@ -322,14 +304,7 @@ void bgemm__3x64__avx2_ntab(const BgemmArgs& p) {
     run(head, nullptr);  // row_term = K
   } else {
     // kAnd: row_term = popcount(A row), once per row of A, shared by every column.
-    const std::int64_t kw = words_for(p.k);
-    auto* pop_a = static_cast<std::int64_t*>(scratch(ScratchSlot::kRowTerms, sizeof(std::int64_t) * p.m));
-    for (std::int64_t m = 0; m < p.m; ++m) {
-      std::int64_t s = 0;
-      for (std::int64_t w = 0; w < kw; ++w) s += static_cast<std::int64_t>(_mm_popcnt_u64(p.a[m * p.lda + w]));
-      pop_a[m] = s;
-    }
-    run(head, pop_a);
+    run(head, row_popcounts(p.a, p.m, p.lda, words_for(p.k)));
   }
   if (cols < p.n) {  // after run: 3x8__avx2_nvec reuses the scratch slots
     BgemmArgs rest = p;
