@@ -80,6 +80,15 @@ def test_cli_export_run_bench(tmp_path, capsys):
     assert "threads 2: engine" in out and "torch FP32 resnet20" in out and "speed-up" in out
 
 
+def test_cli_bench_profile(tmp_path, capsys):
+    path = str(tmp_path / "m.onebit")
+    assert main(["export", "resnet20", "--method", "bireal", "--quantize", "int8", "-o", path]) == 0
+    assert main(["bench", path, "--threads", "1", "--repeats", "2", "--profile", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "profile:" in out and "by type:" in out and "bconv2d" in out and "qconv2d" in out
+    assert len([line for line in out.splitlines() if line.startswith("    #")]) == 3
+
+
 def test_cli_export_quantize_int8(tmp_path):
     float_path, int8_path = str(tmp_path / "f.onebit"), str(tmp_path / "q.onebit")
     assert main(["export", "resnet20", "--method", "bireal", "-o", float_path]) == 0

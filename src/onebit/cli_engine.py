@@ -2,7 +2,7 @@
 
     onebit export CHECKPOINT_OR_ZOO_MODEL -o model.onebit [--method bireal] [--image-size 224] [--quantize int8]
     onebit run model.onebit [--input x.npy] [--threads N] [--output y.npy]
-    onebit bench model.onebit --threads 1 2 [--repeats 50] [--torch ZOO_MODEL]
+    onebit bench model.onebit --threads 1 2 [--repeats 50] [--torch ZOO_MODEL] [--profile [N]]
 
 ``export`` takes a checkpoint written by ``onebit train`` (its recipe rebuilds the model) or a zoo model
 name (``onebit.models.list_models()``; random weights, ``--method`` binarizes it, default: the first
@@ -125,9 +125,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
                     tms = 1e3 * median_seconds(lambda: fp32(xt), args.repeats)
                 line += f"; torch FP32 {ref} {tms:.3f} ms; speed-up x{tms / ms:.2f}"
             print(line, flush=True)
+            if args.profile:
+                _print_profile(e, x, args.profile)
     finally:
         torch.set_num_threads(saved)
     return 0
+
+
+def _print_profile(engine, x, top: int) -> None:
+    """Where one call's time goes: per op type (summed), then the `top` slowest ops (median of 5 calls;
+    an op fused into its producer reports 0 and its time is the producer's)."""
+    import statistics
+
+    runs = [engine.profile(x) for _ in range(5)]
+    secs = [statistics.median(r[i][2] for r in runs) for i in range(len(runs[0]))]
+    by_type: dict[str, float] = {}
+    for (kind, _, _), s in zip(runs[0], secs):
+        by_type[kind] = by_type.get(kind, 0.0) + s
+    total = sum(secs)
+    print(f"  profile: {1e3 * total:.3f} ms in {len(secs)} ops; by type: " + ", ".join(
+        f"{k} {1e3 * v:.3f} ms ({v / total:.0%})" for k, v in sorted(by_type.items(), key=lambda kv: -kv[1]) if v > 0))
+    order = sorted(range(len(secs)), key=lambda i: -secs[i])[:top]
+    for i in order:
+        kind, name, _ = runs[0][i]
+        print(f"    #{i:<4d} {kind:<14s} {1e3 * secs[i]:8.3f} ms  {name}")
 
 
 def add_engine_commands(command: Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]) -> None:
@@ -153,3 +174,5 @@ def add_engine_commands(command: Callable[[str, Callable[[argparse.Namespace], i
     bn.add_argument("--threads", type=int, nargs="+", default=[1])
     bn.add_argument("--repeats", type=int, default=50)
     bn.add_argument("--torch", default=None, help="zoo model to time in torch FP32 (default: the file's zoo_model)")
+    bn.add_argument("--profile", type=int, nargs="?", const=10, default=0, metavar="N",
+                    help="also print the per-op profile: time per op type and the N slowest ops (default 10)")
