@@ -234,7 +234,10 @@ class Conv2d final : public Op {
     std::int64_t lda = x_.c();
     if (!direct_) {
       float* buf = reinterpret_cast<float*>(ctx.thread_scratch(t));
-      for (std::int64_t r = 0; r < rows; ++r) im2col(x, g, p0 + r, buf + r * kdim_);
+      for (std::int64_t r = 0, oh = p0 / y_.w(), ow = p0 % y_.w(); r < rows; ++r) {
+        im2col(x, g, oh, ow, buf + r * kdim_);
+        if (++ow == y_.w()) ow = 0, ++oh;
+      }
       a = buf, lda = kdim_;
     }
     float* y = ctx.at<float>(out_[0], n, y_.bytes()) + p0 * cout_ + c0;
@@ -245,8 +248,8 @@ class Conv2d final : public Op {
     run_stages(ctx, n * y_.pixels() + p0, y, rows, cout_, c0, cols);
   }
 
-  void im2col(const float* x, std::int64_t g, std::int64_t p, float* row) const {
-    im2col_row(c_, x_, y_, x, g, p, row,
+  void im2col(const float* x, std::int64_t g, std::int64_t oh, std::int64_t ow, float* row) const {
+    im2col_row(c_, x_, x, g, oh, ow, row,
                [](float* dst, const float* src, std::int64_t n) { std::memcpy(dst, src, n * sizeof(float)); });
   }
 

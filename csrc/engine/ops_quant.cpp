@@ -224,7 +224,10 @@ class QConv2d final : public Quantized {
     const std::int16_t* q = quantized(ctx, n);
     auto* a = reinterpret_cast<std::int16_t*>(ctx.thread_scratch(t));
     auto* acc = reinterpret_cast<std::int32_t*>(ctx.thread_scratch(t) + acc_offset());
-    for (std::int64_t r = 0; r < rows; ++r) im2col(q, g, p0 + r, a + r * kp_);
+    for (std::int64_t r = 0, oh = p0 / y_.w(), ow = p0 % y_.w(); r < rows; ++r) {
+      im2col(q, g, oh, ow, a + r * kp_);
+      if (++ow == y_.w()) ow = 0, ++oh;
+    }
     f.igemm(IgemmArgs{a, rows, kp_, panels(g, cg0), cols, k_, acc, cols});
     float* y = ctx.at<float>(out_[0], n, y_.bytes()) + p0 * y_.c() + c0;
     for (std::int64_t r = 0; r < rows; ++r) f.transform(acc + r * cols, cols, sx, &scale_[c0], &bias_[c0], y + r * y_.c());
@@ -240,8 +243,9 @@ class QConv2d final : public Quantized {
   }
   std::int64_t acc_offset() const { return (rows_ * kp_ * 2 + kSlack + 63) / 64 * 64; }
 
-  void im2col(const std::int16_t* x, std::int64_t g, std::int64_t p, std::int16_t* row) const {
-    std::int16_t* end = im2col_row(c_, x_, y_, x, g, p, row, &copy_run);
+  void im2col(const std::int16_t* x, std::int64_t g, std::int64_t oh, std::int64_t ow, std::int16_t* row) const {
+    auto copy = [](std::int16_t* d, const std::int16_t* s, std::int64_t n) { copy_run(d, s, n); };
+    std::int16_t* end = im2col_row(c_, x_, x, g, oh, ow, row, copy);
     std::fill(end, row + kp_, std::int16_t{0});  // the pad column of an odd K
   }
 
