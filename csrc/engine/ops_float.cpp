@@ -206,6 +206,7 @@ class Conv2d final : public Op {
     bias_ = f32(d, "bias", cout_, true);
     if (bias_.empty()) bias_.assign(cout_, 0.0f);
     direct_ = c_.k[0] == 1 && c_.k[1] == 1 && c_.s[0] == 1 && c_.s[1] == 1 && c_.pt == 0 && c_.pl == 0;
+    interior_columns(c_, x_, y_, &ow_lo_, &ow_hi_);
     // Tiles (shape only): ~128 KiB of im2col rows; channel tiles of 64 when a sample has few pixel tiles.
     rows_ = std::clamp<std::int64_t>((128 << 10) / (4 * kdim_), 8, 512);
     ptiles_ = (y_.pixels() + rows_ - 1) / rows_;
@@ -234,10 +235,8 @@ class Conv2d final : public Op {
     std::int64_t lda = x_.c();
     if (!direct_) {
       float* buf = reinterpret_cast<float*>(ctx.thread_scratch(t));
-      for (std::int64_t r = 0, oh = p0 / y_.w(), ow = p0 % y_.w(); r < rows; ++r) {
-        im2col(x, g, oh, ow, buf + r * kdim_);
-        if (++ow == y_.w()) ow = 0, ++oh;
-      }
+      im2col_tile(c_, x_, y_, x, g, p0, rows, buf, kdim_, ow_lo_, ow_hi_,
+                  [](float* dst, const float* src, std::int64_t n) { std::memcpy(dst, src, n * sizeof(float)); });
       a = buf, lda = kdim_;
     }
     float* y = ctx.at<float>(out_[0], n, y_.bytes()) + p0 * cout_ + c0;
@@ -248,13 +247,8 @@ class Conv2d final : public Op {
     run_stages(ctx, n * y_.pixels() + p0, y, rows, cout_, c0, cols);
   }
 
-  void im2col(const float* x, std::int64_t g, std::int64_t oh, std::int64_t ow, float* row) const {
-    im2col_row(c_, x_, x, g, oh, ow, row,
-               [](float* dst, const float* src, std::int64_t n) { std::memcpy(dst, src, n * sizeof(float)); });
-  }
-
   ConvGeom c_;
-  std::int64_t g_, cin_g_, cout_, cout_g_, kdim_;
+  std::int64_t g_, cin_g_, cout_, cout_g_, kdim_, ow_lo_, ow_hi_;
   std::int64_t rows_, ptiles_, cols_, ctiles_;
   bool direct_ = false;
   std::vector<float> w_, bias_;

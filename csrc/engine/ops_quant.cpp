@@ -195,7 +195,9 @@ class QConv2d final : public Quantized {
       for (std::int64_t i = 0; i < cin_g_; ++i) order[t * cin_g_ + i] = i * taps + t;
     load_weights(d, y_.c(), kdim, g_, order);
     kp_ = igemm_kp(kdim);
-    rows_ = std::clamp<std::int64_t>((64 << 10) / (2 * kp_), 8, 512);
+    lda_ = kp_ + kSlack / 2;  // im2col rows kSlack bytes longer than K: room for copy_run's overrun
+    interior_columns(c_, x_, y_, &ow_lo_, &ow_hi_);
+    rows_ = std::clamp<std::int64_t>((64 << 10) / (2 * lda_), 8, 512);
     ptiles_ = (y_.pixels() + rows_ - 1) / rows_;
     cols_ = ptiles_ >= 4 ? cout_g_ : std::min<std::int64_t>(64, cout_g_);
     ctiles_ = (cout_g_ + cols_ - 1) / cols_;
@@ -224,33 +226,27 @@ class QConv2d final : public Quantized {
     const std::int16_t* q = quantized(ctx, n);
     auto* a = reinterpret_cast<std::int16_t*>(ctx.thread_scratch(t));
     auto* acc = reinterpret_cast<std::int32_t*>(ctx.thread_scratch(t) + acc_offset());
-    for (std::int64_t r = 0, oh = p0 / y_.w(), ow = p0 % y_.w(); r < rows; ++r) {
-      im2col(q, g, oh, ow, a + r * kp_);
-      if (++ow == y_.w()) ow = 0, ++oh;
-    }
-    f.igemm(IgemmArgs{a, rows, kp_, panels(g, cg0), cols, k_, acc, cols});
+    im2col_tile(c_, x_, y_, q, g, p0, rows, a, lda_, ow_lo_, ow_hi_,
+                [](std::int16_t* d, const std::int16_t* s, std::int64_t n) { copy_run(d, s, n); });
+    for (std::int64_t r = 0; r < rows; ++r) std::fill(a + r * lda_ + k_, a + r * lda_ + kp_, std::int16_t{0});
+    f.igemm(IgemmArgs{a, rows, lda_, panels(g, cg0), cols, k_, acc, cols});
     float* y = ctx.at<float>(out_[0], n, y_.bytes()) + p0 * y_.c() + c0;
     for (std::int64_t r = 0; r < rows; ++r) f.transform(acc + r * cols, cols, sx, &scale_[c0], &bias_[c0], y + r * y_.c());
     run_stages(ctx, n * y_.pixels() + p0, y, rows, y_.c(), c0, cols);
   }
 
   // Copies of short runs (the stem's 7 taps x 3 channels are 42 bytes) as 16-byte moves: up to 7 values
-  // past the run are read (kSlack after the quantized sample) and written (overwritten by the next run,
-  // the pad-column fill, or the next row; kSlack after the tile's last row).
+  // past the run are read (kSlack after the quantized sample) and written: into the next kh block of the
+  // row, written after it (im2col_tile goes kh in order), or past K into the row's kSlack bytes (lda_),
+  // which the pad-column fill and igemm never read beyond K's pair.
   static constexpr std::int64_t kSlack = 64;
   static void copy_run(std::int16_t* dst, const std::int16_t* src, std::int64_t n) {
     for (std::int64_t i = 0; i < n; i += 8) std::memcpy(dst + i, src + i, 16);
   }
-  std::int64_t acc_offset() const { return (rows_ * kp_ * 2 + kSlack + 63) / 64 * 64; }
-
-  void im2col(const std::int16_t* x, std::int64_t g, std::int64_t oh, std::int64_t ow, std::int16_t* row) const {
-    auto copy = [](std::int16_t* d, const std::int16_t* s, std::int64_t n) { copy_run(d, s, n); };
-    std::int16_t* end = im2col_row(c_, x_, x, g, oh, ow, row, copy);
-    std::fill(end, row + kp_, std::int16_t{0});  // the pad column of an odd K
-  }
+  std::int64_t acc_offset() const { return (rows_ * lda_ * 2 + 63) / 64 * 64; }
 
   ConvGeom c_;
-  std::int64_t g_, cin_g_, kp_;
+  std::int64_t g_, cin_g_, kp_, lda_, ow_lo_, ow_hi_;
   std::int64_t rows_, ptiles_, cols_, ctiles_;
 };
 

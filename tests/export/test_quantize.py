@@ -129,3 +129,29 @@ def test_bad_quantized_tensors_are_refused(quantized):
         onebit.Engine(_replace_tensor(blob, "weight_scale", lambda s: -s))
     with pytest.raises(ModelFileError, match="int8"):
         onebit.Engine(_replace_tensor(blob, "weight", lambda w: w.astype(np.float32)))
+
+
+@pytest.mark.parametrize("kernel, stride, padding, dilation, groups, hw", [
+    (7, 2, 3, 1, 1, 23),   # the ResNet stem's geometry: border and interior columns
+    (7, 1, 3, 1, 1, 5),    # no interior column at all (every window crosses the border)
+    (3, 3, 0, 1, 1, 10),   # stride larger than the kernel's reach, no padding
+    (5, 2, 1, 1, 1, 9),    # padding narrower than the kernel's half
+    (3, 1, 2, 2, 1, 8),    # dilation: the row-by-row path
+    (3, 2, 1, 1, 2, 9),    # groups: the row-by-row path
+    ("same", 1, "same", 1, 1, 8),  # an even kernel with padding="same": asymmetric padding
+])
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+def test_conv_geometries_float_and_int8(kernel, stride, padding, dilation, groups, hw):
+    """im2col by tiles (interior columns kh-outer, border pixels row by row) for both float and int8 convs."""
+    torch.manual_seed(1)
+    k = 4 if kernel == "same" else kernel
+    conv = nn.Conv2d(6, 10, k, stride=stride, padding=padding, dilation=dilation, groups=groups).eval()
+    model = nn.Sequential(conv, nn.Flatten()).eval()
+    x = torch.randn(3, 6, hw, hw + 1)
+    with torch.no_grad():
+        y = model(x)
+        float_blob, int8_blob = export(model, x), export(model, x, quantize="int8")
+    for isa in available_isas():
+        with use_isa(isa):
+            assert close(y, onebit.Engine(float_blob)(x)), isa
+            assert close(reference.run(int8_blob, x), onebit.Engine(int8_blob, num_threads=2)(x)), isa
