@@ -2,6 +2,7 @@
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 
@@ -23,6 +24,12 @@ log: {every: 4, plot: false}
 """
 
 
+def _teardown_abort(proc: subprocess.CompletedProcess) -> bool:
+    """The run finished (rank 0 printed its summary) and then a rank aborted in C++ teardown."""
+    return "done: best validation accuracy" in proc.stdout and \
+        "terminate called without an active exception" in proc.stdout + proc.stderr
+
+
 def test_two_processes_on_gloo(tmp_path):
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(TINY)
@@ -33,6 +40,13 @@ def test_two_processes_on_gloo(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "onebit.cli", "train", "--recipe", str(recipe), "--set", f"out_dir={run_dir}", "device=cpu"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0 and _teardown_abort(proc):
+        # gloo's teardown race (a rank aborting at exit after training finished and saved; seen about once
+        # in 30 CI runs, never reproduced locally; onebit.train.distributed mitigates it): one retry, so
+        # that only a repeat, or any other failure, fails the test.
+        print("gloo teardown abort after a finished run; retrying once")
+        shutil.rmtree(run_dir)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     # rank 0 alone prints and writes: one recipe, one summary line per epoch, one CSV row per epoch

@@ -8,6 +8,7 @@ variables everything runs in one process and every helper here is a no-op.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ def distributed(device: str = "auto") -> Iterator[DistInfo]:
             # connection can make the peer's gloo thread abort ("terminate called without an active
             # exception", seen once in CI). The barrier is skipped when unwinding from an error, where a
             # peer may never arrive.
+            gc.collect()  # free unreachable DDP reducers (and their gloo work) before the group goes
             if sys.exc_info()[0] is None:
                 dist.barrier()
             dist.destroy_process_group()

@@ -165,9 +165,15 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     recipe = as_recipe(recipe_or_options)
     with distributed(recipe.device) as info:
         trainer = _Trainer(model, train_loader, val_loader, recipe, info, teacher, callbacks)
-        if resume:
-            trainer.resume()
-        return trainer.run()
+        try:
+            if resume:
+                trainer.resume()
+            return trainer.run()
+        finally:
+            # Drop the DDP wrapper now, while the process group lives: its reducer holds gloo work objects,
+            # and if a reference cycle kept it until interpreter exit, their destruction there can abort
+            # the process ("terminate called without an active exception" after training finished).
+            trainer.net = trainer.model
 
 
 class _Trainer:
