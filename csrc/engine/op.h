@@ -146,6 +146,41 @@ T* im2col_row(const ConvGeom& c, const ValueDef& x, const T* in, std::int64_t gr
   return row;
 }
 
+// Conv weights from the file's [Cout][Cin/g][kh][kw] to [Cout][kh][kw][Cin/g], the order of an NHWC
+// im2col row (conv2d, qconv2d).
+template <class T>
+std::vector<T> to_tap_major(const T* w, std::int64_t cout, std::int64_t cin_g, std::int64_t taps) {
+  std::vector<T> out(cout * cin_g * taps);
+  for (std::int64_t o = 0; o < cout; ++o)
+    for (std::int64_t i = 0; i < cin_g; ++i)
+      for (std::int64_t t = 0; t < taps; ++t) out[(o * taps + t) * cin_g + i] = w[(o * cin_g + i) * taps + t];
+  return out;
+}
+
+// The tiles of a float-input conv's output (conv2d, qconv2d), from the layer's shape only (so results
+// never depend on threads or batch): `rows` output pixels of one sample x `cols` output channels of
+// one group, with channel tiles of 64 when a sample has fewer than 4 pixel tiles (the 7x7 layers).
+struct ConvTiles {
+  std::int64_t pixels, groups, cout_g, rows, ptiles, cols, ctiles;
+  ConvTiles() = default;
+  ConvTiles(std::int64_t pixels_, std::int64_t groups_, std::int64_t cout_g_, std::int64_t rows_)
+      : pixels(pixels_), groups(groups_), cout_g(cout_g_), rows(rows_), ptiles((pixels_ + rows_ - 1) / rows_),
+        cols(ptiles >= 4 ? cout_g_ : std::min<std::int64_t>(64, cout_g_)), ctiles((cout_g_ + cols - 1) / cols) {}
+  // fn(t, n, p0, rows, g, cg0, cols) for every tile of the batch (sample n, pixels [p0, p0 + rows), group
+  // g, channels [cg0, cg0 + cols) of the group), split over the pool; t indexes thread scratch.
+  template <class Fn>
+  void for_each(const RunCtx& ctx, Fn&& fn) const {
+    const std::int64_t per_sample = ptiles * groups * ctiles;
+    ctx.parallel_for(ctx.batch * per_sample, [&](int t, std::int64_t i0, std::int64_t i1) {
+      for (std::int64_t i = i0; i < i1; ++i) {
+        const std::int64_t n = i / per_sample, r = i % per_sample;
+        const std::int64_t p0 = r / (groups * ctiles) * rows, cg0 = r % ctiles * cols;
+        fn(t, n, p0, std::min(rows, pixels - p0), r / ctiles % groups, cg0, std::min(cols, cout_g - cg0));
+      }
+    });
+  }
+};
+
 // Output columns [lo, hi) whose kw taps all lie inside the input (0 <= ow * s - pl and
 // ow * s - pl + (kw - 1) * dil <= W - 1); empty (lo >= hi) when there are none.
 inline void interior_columns(const ConvGeom& c, const ValueDef& x, const ValueDef& y, std::int64_t* lo,

@@ -196,40 +196,25 @@ class Conv2d final : public Op {
     cout_ = y_.c();
     cout_g_ = cout_ / g_;
     kdim_ = c_.k[0] * c_.k[1] * cin_g_;
-    // [Cout][Cin/g][kh][kw] -> [Cout][kh][kw][Cin/g]: the order of an NHWC im2col row
-    const std::vector<float> w = f32(d, "weight", cout_ * kdim_);
-    w_.resize(w.size());
-    for (std::int64_t o = 0; o < cout_; ++o)
-      for (std::int64_t i = 0; i < cin_g_; ++i)
-        for (std::int64_t t = 0; t < c_.k[0] * c_.k[1]; ++t)
-          w_[(o * c_.k[0] * c_.k[1] + t) * cin_g_ + i] = w[(o * cin_g_ + i) * c_.k[0] * c_.k[1] + t];
+    w_ = to_tap_major(f32(d, "weight", cout_ * kdim_).data(), cout_, cin_g_, c_.k[0] * c_.k[1]);
     bias_ = f32(d, "bias", cout_, true);
     if (bias_.empty()) bias_.assign(cout_, 0.0f);
     direct_ = c_.k[0] == 1 && c_.k[1] == 1 && c_.s[0] == 1 && c_.s[1] == 1 && c_.pt == 0 && c_.pl == 0;
     interior_columns(c_, x_, y_, &ow_lo_, &ow_hi_);
-    // Tiles (shape only): ~128 KiB of im2col rows; channel tiles of 64 when a sample has few pixel tiles.
-    rows_ = std::clamp<std::int64_t>((128 << 10) / (4 * kdim_), 8, 512);
-    ptiles_ = (y_.pixels() + rows_ - 1) / rows_;
-    cols_ = ptiles_ >= 4 ? cout_g_ : std::min<std::int64_t>(64, cout_g_);
-    ctiles_ = (cout_g_ + cols_ - 1) / cols_;
+    // ~128 KiB of im2col rows per tile
+    tiles_ = ConvTiles(y_.pixels(), g_, cout_g_, std::clamp<std::int64_t>((128 << 10) / (4 * kdim_), 8, 512));
   }
-  std::int64_t scratch_bytes() const override { return direct_ ? 0 : rows_ * kdim_ * 4; }
+  std::int64_t scratch_bytes() const override { return direct_ ? 0 : tiles_.rows * kdim_ * 4; }
   bool accepts_stages() const override { return true; }
 
   void run(const RunCtx& ctx) const override {
-    const std::int64_t per_sample = ptiles_ * g_ * ctiles_;
-    ctx.parallel_for(ctx.batch * per_sample, [&](int t, std::int64_t i0, std::int64_t i1) {
-      for (std::int64_t i = i0; i < i1; ++i) {
-        const std::int64_t n = i / per_sample, r = i % per_sample;
-        tile(ctx, t, n, r / (g_ * ctiles_), r / ctiles_ % g_, r % ctiles_);
-      }
-    });
+    tiles_.for_each(ctx, [&](int t, std::int64_t n, std::int64_t p0, std::int64_t rows, std::int64_t g, std::int64_t cg0,
+                             std::int64_t cols) { tile(ctx, t, n, p0, rows, g * cout_g_ + cg0, cols, g); });
   }
 
  private:
-  void tile(const RunCtx& ctx, int t, std::int64_t n, std::int64_t pt, std::int64_t g, std::int64_t ct) const {
-    const std::int64_t p0 = pt * rows_, rows = std::min(rows_, y_.pixels() - p0);
-    const std::int64_t c0 = g * cout_g_ + ct * cols_, cols = std::min(cols_, (g + 1) * cout_g_ - c0);
+  void tile(const RunCtx& ctx, int t, std::int64_t n, std::int64_t p0, std::int64_t rows, std::int64_t c0,
+            std::int64_t cols, std::int64_t g) const {
     const float* x = ctx.at<const float>(in_[0], n, x_.bytes());
     const float* a = x + p0 * x_.c() + g * cin_g_;
     std::int64_t lda = x_.c();
@@ -249,7 +234,7 @@ class Conv2d final : public Op {
 
   ConvGeom c_;
   std::int64_t g_, cin_g_, cout_, cout_g_, kdim_, ow_lo_, ow_hi_;
-  std::int64_t rows_, ptiles_, cols_, ctiles_;
+  ConvTiles tiles_;
   bool direct_ = false;
   std::vector<float> w_, bias_;
 };

@@ -113,25 +113,25 @@ class Quantized : public Op {
   Quantized(const OpDef& d, const std::vector<ValueDef>& v) : Op(d, v) {}
 
  protected:
-  // weight [Cout][k] int8 in `order` (a row's k elements as the GEMM's A rows hold them), `groups`
-  // blocks of Cout / groups rows, each packed on its own.
-  void load_weights(const OpDef& d, std::int64_t cout, std::int64_t k, std::int64_t groups,
-                    const std::vector<std::int64_t>& order) {
+  // The file's int8 weight of cout x k values (as bytes), checked: none is -128.
+  const std::vector<std::uint8_t>& weight_bytes(const OpDef& d, std::int64_t cout, std::int64_t k) const {
     auto it = d.u8.find("weight");
     if (it == d.u8.end() || static_cast<std::int64_t>(it->second.size()) != cout * k)
       fail("needs an int8 weight of " + std::to_string(cout * k) + " elements");
     if (k < 1 || k > kIgemmMaxK) fail("k = " + std::to_string(k) + " is outside [1, " + std::to_string(kIgemmMaxK) + "]");
-    std::vector<std::int8_t> w(cout * k);
-    for (std::int64_t o = 0; o < cout; ++o) {
-      for (std::int64_t i = 0; i < k; ++i) {
-        const std::uint8_t byte = it->second[o * k + order[i]];
-        if (byte == 0x80) fail("weight holds -128; quantized weights must lie in [-127, 127]");
-        w[o * k + i] = static_cast<std::int8_t>(byte);
-      }
+    for (std::uint8_t byte : it->second) {
+      if (byte == 0x80) fail("weight holds -128; quantized weights must lie in [-127, 127]");
     }
+    return it->second;
+  }
+
+  // w: [Cout][k] int8 (as bytes) in the order of the GEMM's A rows, `groups` blocks of Cout / groups
+  // rows, each packed on its own; then the scales and the bias.
+  void load_weights(const OpDef& d, const std::uint8_t* w, std::int64_t cout, std::int64_t k, std::int64_t groups) {
+    const auto* w8 = reinterpret_cast<const std::int8_t*>(w);
     k_ = k, cout_g_ = cout / groups, group_bytes_ = igemm_panel_bytes(cout_g_, k);
     panels_.assign(groups * group_bytes_, 0);
-    for (std::int64_t g = 0; g < groups; ++g) igemm_pack_b(w.data() + g * cout_g_ * k, cout_g_, k, panels_.data() + g * group_bytes_);
+    for (std::int64_t g = 0; g < groups; ++g) igemm_pack_b(w8 + g * cout_g_ * k, cout_g_, k, panels_.data() + g * group_bytes_);
     scale_ = f32(d, "weight_scale", cout);
     for (float s : scale_) {
       if (!(s >= 0.0f) || !std::isfinite(s)) fail("weight_scale must be finite and >= 0");
@@ -190,39 +190,29 @@ class QConv2d final : public Quantized {
     g_ = c_.g;
     cin_g_ = x_.c() / g_;
     const std::int64_t taps = c_.k[0] * c_.k[1], kdim = taps * cin_g_;
-    std::vector<std::int64_t> order(kdim);  // [kh][kw][Cin/g] <- the file's [Cin/g][kh][kw]
-    for (std::int64_t t = 0; t < taps; ++t)
-      for (std::int64_t i = 0; i < cin_g_; ++i) order[t * cin_g_ + i] = i * taps + t;
-    load_weights(d, y_.c(), kdim, g_, order);
+    load_weights(d, to_tap_major(weight_bytes(d, y_.c(), kdim).data(), y_.c(), cin_g_, taps).data(), y_.c(), kdim, g_);
     kp_ = igemm_kp(kdim);
     lda_ = kp_ + kSlack / 2;  // im2col rows kSlack bytes longer than K: room for copy_run's overrun
     interior_columns(c_, x_, y_, &ow_lo_, &ow_hi_);
-    rows_ = std::clamp<std::int64_t>((64 << 10) / (2 * lda_), 8, 512);
-    ptiles_ = (y_.pixels() + rows_ - 1) / rows_;
-    cols_ = ptiles_ >= 4 ? cout_g_ : std::min<std::int64_t>(64, cout_g_);
-    ctiles_ = (cout_g_ + cols_ - 1) / cols_;
+    // ~64 KiB of im2col rows per tile
+    tiles_ = ConvTiles(y_.pixels(), g_, cout_g_, std::clamp<std::int64_t>((64 << 10) / (2 * lda_), 8, 512));
   }
-  std::int64_t scratch_bytes() const override { return acc_offset() + rows_ * cols_ * 4; }
+  std::int64_t scratch_bytes() const override { return acc_offset() + tiles_.rows * tiles_.cols * 4; }
   std::int64_t shared_bytes_per_sample() const override { return kHeader + x_.pixels() * x_.c() * 2 + kSlack; }
   bool accepts_stages() const override { return true; }
 
   void run(const RunCtx& ctx) const override {
     const QuantFns f = quant_fns();
     quantize_input(ctx, f, x_.pixels(), x_.c(), x_.c());
-    const std::int64_t per_sample = ptiles_ * g_ * ctiles_;
-    ctx.parallel_for(ctx.batch * per_sample, [&](int t, std::int64_t i0, std::int64_t i1) {
-      for (std::int64_t i = i0; i < i1; ++i) {
-        const std::int64_t n = i / per_sample, r = i % per_sample;
-        tile(ctx, f, *amax(ctx, n), t, n, r / (g_ * ctiles_), r / ctiles_ % g_, r % ctiles_);
-      }
-    });
+    tiles_.for_each(ctx, [&](int t, std::int64_t n, std::int64_t p0, std::int64_t rows, std::int64_t g, std::int64_t cg0,
+                             std::int64_t cols) { tile(ctx, f, t, n, p0, rows, g, cg0, cols); });
   }
 
  private:
-  void tile(const RunCtx& ctx, const QuantFns& f, float sx, int t, std::int64_t n, std::int64_t pt, std::int64_t g,
-            std::int64_t ct) const {
-    const std::int64_t p0 = pt * rows_, rows = std::min(rows_, y_.pixels() - p0);
-    const std::int64_t cg0 = ct * cols_, cols = std::min(cols_, cout_g_ - cg0), c0 = g * cout_g_ + cg0;
+  void tile(const RunCtx& ctx, const QuantFns& f, int t, std::int64_t n, std::int64_t p0, std::int64_t rows,
+            std::int64_t g, std::int64_t cg0, std::int64_t cols) const {
+    const std::int64_t c0 = g * cout_g_ + cg0;
+    const float sx = *amax(ctx, n);
     const std::int16_t* q = quantized(ctx, n);
     auto* a = reinterpret_cast<std::int16_t*>(ctx.thread_scratch(t));
     auto* acc = reinterpret_cast<std::int32_t*>(ctx.thread_scratch(t) + acc_offset());
@@ -243,11 +233,11 @@ class QConv2d final : public Quantized {
   static void copy_run(std::int16_t* dst, const std::int16_t* src, std::int64_t n) {
     for (std::int64_t i = 0; i < n; i += 8) std::memcpy(dst + i, src + i, 16);
   }
-  std::int64_t acc_offset() const { return (rows_ * lda_ * 2 + 63) / 64 * 64; }
+  std::int64_t acc_offset() const { return (tiles_.rows * lda_ * 2 + 63) / 64 * 64; }
 
   ConvGeom c_;
   std::int64_t g_, cin_g_, kp_, lda_, ow_lo_, ow_hi_;
-  std::int64_t rows_, ptiles_, cols_, ctiles_;
+  ConvTiles tiles_;
 };
 
 // qlinear: the quantized samples (kp int16 each) in ctx.shared, then per tile of 64 output features
@@ -255,9 +245,7 @@ class QConv2d final : public Quantized {
 class QLinear final : public Quantized {
  public:
   QLinear(const OpDef& d, const std::vector<ValueDef>& v) : Quantized(d, v) {
-    std::vector<std::int64_t> order(x_.c());
-    for (std::int64_t i = 0; i < x_.c(); ++i) order[i] = i;
-    load_weights(d, y_.c(), x_.c(), 1, order);
+    load_weights(d, weight_bytes(d, y_.c(), x_.c()).data(), y_.c(), x_.c(), 1);
   }
   std::int64_t scratch_bytes() const override { return 0; }
   std::int64_t shared_bytes_per_sample() const override { return kHeader + igemm_kp(k_) * 2; }
