@@ -14,7 +14,6 @@ torch FP32 = ``F.conv2d`` of the float 3x3 conv with ``torch.set_num_threads(T)`
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +21,7 @@ from torch import nn
 
 import onebit
 from onebit.export import export
+from onebit.timing import best_seconds
 
 SHAPES = [(56, 64), (28, 128), (14, 256), (7, 512)]  # (H = W, C_in = C_out)
 ROOFLINE = 1.21e12
@@ -31,15 +31,6 @@ def model(c: int, method: str) -> nn.Module:
     torch.manual_seed(0)
     m = nn.Sequential(nn.Conv2d(c, c, 1), nn.Conv2d(c, c, 3, padding=1, bias=False), nn.Conv2d(c, c, 1))
     return onebit.binarize_(m, method).eval()
-
-
-def best(fn, rounds: int) -> float:
-    out = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return min(out)
 
 
 def main() -> None:
@@ -68,7 +59,7 @@ def main() -> None:
             torch.set_num_threads(t)
             with torch.no_grad():
                 F.conv2d(x, w, padding=1)
-                ref = best(lambda: F.conv2d(x, w, padding=1), args.rounds)
+                ref = best_seconds(lambda: F.conv2d(x, w, padding=1), 1, args.rounds)
             rate = macs / secs
             print(f"| {hw}x{hw}x{c} | {t} | {secs * 1e6:.0f} us | {rate / 1e9:.0f} | {rate / (t * ROOFLINE):.0%} "
                   f"| {ref * 1e6:.0f} us | {ref / secs:.1f}x |", flush=True)

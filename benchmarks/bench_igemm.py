@@ -43,7 +43,7 @@ def operands(m: int, n: int, k: int, gen: torch.Generator):
     a = torch.randint(-127, 128, (m, k), generator=gen, dtype=torch.int16)
     w = torch.randint(-127, 128, (n, k), generator=gen, dtype=torch.int8)
     a_pad = torch.nn.functional.pad(a, (0, k % 2)).contiguous()
-    panels = np.empty(-(-n // 8) * ((k + 1) // 2) * 16, dtype=np.int8)
+    panels = np.empty(_C.igemm_panel_bytes(n, k), dtype=np.int8)
     _C.igemm_pack(w.numpy(), panels)
     return a, w, a_pad.numpy(), panels
 

@@ -344,6 +344,8 @@ NB_MODULE(_C, m) {
         "Integer GEMM out[m][n] = sum_{i<k} a[m][i] w[n][i] (see igemm.h): a (m, kp) int16 with kp = k "
         "rounded up to even and a zero pad column, w (n, k) int8, values in [-127, 127], exact int32 out. "
         "Packs w, then runs the kernel; returns the variant that ran.");
+  m.def("igemm_panel_bytes", &igemm_panel_bytes, nb::arg("n"), nb::arg("k"),
+        "Bytes of the igemm panels of n rows of k int8 weights (igemm.h).");
   m.def("igemm_pack", &igemm_pack, nb::arg("w"), nb::arg("panels").noconvert(),
         "Pack (n, k) int8 weights into igemm_panel_bytes(n, k) int8 panels (igemm.h), for igemm_packed.");
   m.def("igemm_packed", &igemm_packed, nb::arg("a"), nb::arg("panels"), nb::arg("n"), nb::arg("k"),

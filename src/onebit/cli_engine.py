@@ -159,6 +159,7 @@ def add_engine_commands(command: Callable[[str, Callable[[argparse.Namespace], i
     ex.add_argument("--method", default=None, help="zoo models: binarization method (default: the zoo's first)")
     ex.add_argument("--num-classes", type=int, default=None, help="zoo models (default 1000 for ImageNet, else 10)")
     ex.add_argument("--image-size", type=int, default=None, help="input H = W (default: the model's own)")
+    # onebit.export.quantize.QUANTIZE_SCHEMES (not imported here: the CLI imports torch lazily)
     ex.add_argument("--quantize", choices=["int8"], default=None,
                     help="store the float layers (stem, classifier, float shortcuts) as int8 and run them in integer "
                          "arithmetic: faster and smaller, not bit-exact to the float model (default: float32)")

@@ -120,15 +120,21 @@ def pack(
     return out.reshape(*xt.shape[:-1], words)
 
 
-def _packed_rows(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
+def _cpu_rows(x: torch.Tensor | np.ndarray, name: str, dtypes: tuple, holds: str, dims: str) -> torch.Tensor:
+    """x as a contiguous 2-D CPU tensor of one of ``dtypes``; clear errors otherwise."""
     t = torch.as_tensor(x)
     if t.device.type != "cpu":
         raise ValueError(f"onebit kernels run on CPU tensors, got {name} on device {t.device}")
-    if t.dtype not in (torch.uint64, torch.int64):
-        raise TypeError(f"{name} must hold packed uint64 (or int64) words, got {t.dtype}")
+    if t.dtype not in dtypes:
+        raise TypeError(f"{name} must {holds}, got {t.dtype}")
     if t.dim() != 2:
-        raise ValueError(f"{name} must be 2-D (rows, words), got shape {tuple(t.shape)}")
-    return t.contiguous().view(torch.uint64)
+        raise ValueError(f"{name} must be 2-D{dims}, got shape {tuple(t.shape)}")
+    return t.contiguous()
+
+
+def _packed_rows(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
+    words = _cpu_rows(x, name, (torch.uint64, torch.int64), "hold packed uint64 (or int64) words", " (rows, words)")
+    return words.view(torch.uint64)
 
 
 def bgemm(
@@ -177,17 +183,6 @@ def sbgemm(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, k: int, *
     return out
 
 
-def _int_rows(x: torch.Tensor | np.ndarray, name: str, dtype: torch.dtype) -> torch.Tensor:
-    t = torch.as_tensor(x)
-    if t.device.type != "cpu":
-        raise ValueError(f"onebit kernels run on CPU tensors, got {name} on device {t.device}")
-    if t.dtype != dtype:
-        raise TypeError(f"{name} must be {dtype}, got {t.dtype}")
-    if t.dim() != 2:
-        raise ValueError(f"{name} must be 2-D, got shape {tuple(t.shape)}")
-    return t.contiguous()
-
-
 def igemm(a: torch.Tensor | np.ndarray, w: torch.Tensor | np.ndarray, *, variant: str | None = None) -> torch.Tensor:
     """Integer GEMM ``out[m, n] = sum_{i < k} a[m, i] * w[n, i]``, exact, as ``torch.int32``.
 
@@ -199,7 +194,8 @@ def igemm(a: torch.Tensor | np.ndarray, w: torch.Tensor | np.ndarray, *, variant
     (``csrc/include/onebit/igemm.h``). ``variant`` names a kernel (see :func:`kernel_variants`);
     ``None`` dispatches.
     """
-    at, wt = _int_rows(a, "a", torch.int16), _int_rows(w, "w", torch.int8)
+    at = _cpu_rows(a, "a", (torch.int16,), "be torch.int16", "")
+    wt = _cpu_rows(w, "w", (torch.int8,), "be torch.int8", "")
     if at.shape[1] != wt.shape[1]:
         raise ValueError(f"a and w must have the same K (columns), got {at.shape[1]} and {wt.shape[1]}")
     if at.shape[1] % 2:

@@ -11,7 +11,7 @@ from .capture import ExportError, capture
 from .format import ModelFile, read_model, write_model
 from .graph import validate
 from .lower import lower
-from .quantize import QUANTIZE_SCHEMES, quantize_graph
+from .quantize import check_scheme, quantize_graph
 
 __all__ = ["export", "load", "save"]
 
@@ -28,9 +28,7 @@ def export(model: nn.Module, example_input: torch.Tensor, *, metadata: dict[str,
     """
     if not isinstance(model, nn.Module):
         raise ExportError(f"export needs an nn.Module, got {type(model).__name__}")
-    if quantize is not None and quantize not in QUANTIZE_SCHEMES:
-        raise ValueError(f"quantize={quantize!r} is not supported; valid: None, "
-                         f"{', '.join(map(repr, QUANTIZE_SCHEMES))}")
+    check_scheme(quantize)
     was_training = model.training
     try:
         gm = capture(model, example_input)

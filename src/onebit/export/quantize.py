@@ -25,10 +25,16 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["QUANTIZE_SCHEMES", "quantize_weights", "quantize_graph"]
+__all__ = ["QUANTIZE_SCHEMES", "check_scheme", "quantize_weights", "quantize_graph"]
 
 QUANTIZE_SCHEMES = ("int8",)
 _OPS = {"conv2d": "qconv2d", "linear": "qlinear"}
+
+
+def check_scheme(scheme: str | None) -> None:
+    """None (float layers stay float32) or one of :data:`QUANTIZE_SCHEMES`; ValueError otherwise."""
+    if scheme is not None and scheme not in QUANTIZE_SCHEMES:
+        raise ValueError(f"quantize={scheme!r} is not supported; valid: None, {', '.join(map(repr, QUANTIZE_SCHEMES))}")
 
 
 def quantize_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -46,8 +52,7 @@ def quantize_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def quantize_graph(graph: dict, tensors: dict[str, np.ndarray], scheme: str) -> tuple[dict, dict[str, np.ndarray]]:
     """A copy of a lowered graph whose float conv2d / linear ops are int8 (``scheme="int8"``)."""
-    if scheme not in QUANTIZE_SCHEMES:
-        raise ValueError(f"quantize={scheme!r} is not supported; valid: None, {', '.join(map(repr, QUANTIZE_SCHEMES))}")
+    check_scheme(scheme)
     tensors = dict(tensors)
     ops = []
     for op in graph["ops"]:
