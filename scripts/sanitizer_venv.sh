@@ -1,4 +1,4 @@
-# Sourced by scripts/test_asan.sh and scripts/test_tsan.sh: the virtualenv $VENV with torch==2.13.0 (CPU)
+# Sourced by scripts/test_asan.sh, scripts/test_tsan.sh and scripts/test_avx512_emulated.sh: the virtualenv $VENV with torch==2.13.0 (CPU)
 # and the build/test tools, created or completed as needed. Needs VENV and log(); sets PY and PIP_ARGS.
 PIP_ARGS=(-q -c scripts/constraints.txt)
 [ -d /opt/wheels ] && PIP_ARGS+=(--find-links /opt/wheels)

@@ -308,6 +308,11 @@ NB_MODULE(_C, m) {
     for (Isa isa : available_isas()) out.emplace_back(isa_name(isa));
     return out;
   });
+#ifdef ONEBIT_EMULATE_AVX512
+  m.attr("avx512_emulated") = true;  // test-only build (CMake ONEBIT_EMULATE_AVX512): not for speed
+#else
+  m.attr("avx512_emulated") = false;
+#endif
   m.def("active_isa", [] { return std::string(isa_name(active_isa())); });
   m.def("force_isa", [](const std::string& name) {
     const Isa isa = parse_isa(name);

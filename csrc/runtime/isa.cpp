@@ -18,10 +18,14 @@ bool detect(Isa isa) {
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
              __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
     case Isa::kAvx512:
+#ifdef ONEBIT_EMULATE_AVX512
+      return detect(Isa::kAvx2);  // test-only build: the AVX-512 units run on SIMDe (AVX2 underneath)
+#else
       // AVX2 too: the AVX-512 variants may call AVX2 kernels (bconv2d's kMask runs the AVX2 sbgemm).
       return detect(Isa::kAvx2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
              __builtin_cpu_supports("avx512vpopcntdq");
+#endif
   }
   return false;
 #else

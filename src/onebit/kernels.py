@@ -28,8 +28,16 @@ __all__ = [
 BGEMM_MODES = {"xor": 0, "and": 1}
 
 
+#: True only in the test-only build whose AVX-512 kernels run on SIMDe's emulation
+#: (scripts/test_avx512_emulated.sh): right answers, meaningless speed.
+AVX512_EMULATED: bool = bool(_C.avx512_emulated)
+
+
 def available_isas() -> list[str]:
-    """ISA levels this CPU runs, lowest first, e.g. ``['portable', 'avx2', 'avx512']``."""
+    """ISA levels this CPU runs, lowest first, e.g. ``['portable', 'avx2', 'avx512']``.
+
+    In the test-only emulated build (:data:`AVX512_EMULATED`), ``'avx512'`` is listed wherever AVX2 is.
+    """
     return list(_C.available_isas())
 
 

@@ -31,6 +31,15 @@ def test_all_isas_of_this_cpu_are_compiled():
         assert isa in VARIANTS
 
 
+def test_emulated_avx512_only_in_its_test_build():
+    # scripts/test_avx512_emulated.sh sets ONEBIT_AVX512_EMULATED_RUN=1; any other build must run the
+    # real instructions (an emulated build is slow and would make every benchmark meaningless).
+    expected = os.environ.get("ONEBIT_AVX512_EMULATED_RUN") == "1"
+    assert kernels.AVX512_EMULATED is expected
+    if expected:
+        assert "avx512" in kernels.available_isas()
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("channels", EDGE_CHANNELS)
 @pytest.mark.parametrize("mode", ["sign", "heaviside"])
