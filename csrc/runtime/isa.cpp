@@ -24,7 +24,7 @@ bool detect(Isa isa) {
       // AVX2 too: the AVX-512 variants may call AVX2 kernels (bconv2d's kMask runs the AVX2 sbgemm).
       return detect(Isa::kAvx2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-             __builtin_cpu_supports("avx512vpopcntdq");
+             __builtin_cpu_supports("avx512vpopcntdq") && __builtin_cpu_supports("avx512vnni");
 #endif
   }
   return false;

@@ -4,7 +4,9 @@ Oracle: torch int64 matmul of the same integer values. The reference (which read
 panel layout) equals the oracle; every variant equals the reference bit for bit, over K at the
 pair, block-of-vectors and cache edges up to 9216, row counts at the 4- and 6-row tile edges and
 column counts at the 8-column block and 16-column tile edges. Extreme values (all +-127, at the
-largest K) show that nothing saturates or wraps.
+largest K) show that nothing saturates or wraps. The AVX-512 VNNI variant routes fewer than 8 rows
+and K > 66311 to the AVX2 one, so its own path gets shapes of its own (8+ rows, 16-column groups,
+its K limit); on CPUs without AVX-512 these run under scripts/test_avx512_emulated.sh.
 """
 
 import numpy as np
@@ -36,6 +38,21 @@ def test_variant_list():
     assert VARIANTS[0] == "reference"
     assert "4x8__portable" in VARIANTS
     assert ("6x16__avx2" in VARIANTS) == ("avx2" in kernels.available_isas())
+    assert ("6x64__avx512_vnni" in VARIANTS) == ("avx512" in kernels.available_isas())
+
+
+VNNI_MAX_K = 66311  # igemm_avx512_vnni.cpp: larger K goes to the AVX2 kernel
+
+
+@pytest.mark.parametrize("k", [1, 3, 4, 5, 63, 64, 65, 147, 513, 4608, 9216])
+def test_many_rows_at_group_and_tile_edges(k):
+    # 8+ rows (the VNNI path), columns at its 16-column groups and 64-column tiles, every row tail.
+    for m in (8, 12, 13, 19):
+        for n in (15, 16, 17, 48, 63, 64, 65, 100, 129):
+            a, w = operands(m, n, k, seed=k * 7 + m * 300 + n)
+            expected = oracle(a, w)
+            for variant in FAST_VARIANTS:
+                assert torch.equal(kernels.igemm(a, w, variant=variant), expected), (variant, m, n, k)
 
 
 @pytest.mark.parametrize("k", EDGE_K)
@@ -59,14 +76,16 @@ def test_tall_and_wide_shapes_and_dispatch():
             assert torch.equal(kernels.igemm(a, w, variant=variant), expected), (variant, m, n, k)
 
 
-@pytest.mark.parametrize("k", [1, 2, 9216, MAX_K])
-def test_extreme_values_do_not_saturate(k):
+@pytest.mark.parametrize("k", [1, 2, 9216, VNNI_MAX_K, VNNI_MAX_K + 1, MAX_K])
+@pytest.mark.parametrize("m", [3, 9])
+def test_extreme_values_do_not_saturate(k, m):
     # |C| = k * 127^2 at the largest K is within 2^31 - 1 by a hair; int16 saturation or an int32
-    # wrap anywhere would show. Rows of A: all +127, all -127, alternating; rows of B likewise.
-    m, n = 3, 9
+    # wrap anywhere would show (for VNNI: sum (a + 128) * w = k * 255 * 127 at its K limit). Rows of
+    # A: all +127, all -127, alternating, then repeated; rows of B likewise.
+    n = 9
     a = torch.full((m, k), 127, dtype=torch.int16)
-    a[1] = -127
-    a[2, 1::2] = -127
+    a[1::3] = -127
+    a[2::3, 1::2] = -127
     w = torch.full((n, k), 127, dtype=torch.int8)
     w[1::2] = -127
     w[8, ::2] = -127
@@ -97,10 +116,11 @@ def test_pack_layout_is_the_header_formula():
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_strided_rows_and_only_columns_below_n_are_written(variant):
+@pytest.mark.parametrize("m", [7, 13])
+def test_strided_rows_and_only_columns_below_n_are_written(variant, m):
     # a as rows of a wider array (lda > kp), out as rows of a wider array (ldc > n): the kernel reads
     # lda, writes every (r, j < n) and nothing else.
-    m, n, k = 7, 17, 33
+    n, k = 17, 33
     a, w = operands(m, n, k, seed=9)
     a_wide = np.full((m, 40), 5, dtype=np.int16)
     a_wide[:, :k], a_wide[:, k] = a.numpy(), 0
@@ -168,3 +188,6 @@ def test_dispatch_follows_the_forced_isa():
     if "avx2" in kernels.available_isas():
         with kernels.use_isa("avx2"):
             assert _C.igemm(a, w, out) == "6x16__avx2"
+    if "avx512" in kernels.available_isas():
+        with kernels.use_isa("avx512"):
+            assert _C.igemm(a, w, out) == "6x64__avx512_vnni"

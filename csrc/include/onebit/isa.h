@@ -15,7 +15,8 @@ enum class Isa : int { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
 const char* isa_name(Isa isa);
 bool isa_from_name(const std::string& name, Isa* out);
 
-// What this CPU (and OS) can run. AVX-512 here means F + BW + VL + DQ + VPOPCNTDQ.
+// What this CPU (and OS) can run. AVX-512 here means F + BW + VL + DQ + VPOPCNTDQ + VNNI (every CPU
+// with VPOPCNTDQ that is not a Xeon Phi has VNNI too: Ice Lake and later, Zen 4 and later).
 bool isa_supported(Isa isa);
 std::vector<Isa> available_isas();
 

@@ -19,7 +19,8 @@
 //   step loads kNv panel vectors, broadcasts one word of each of the kMr rows of A and does
 //   kMr * kNv triples. Accumulators are whole output vectors: no horizontal sums and no K tail
 //   (a step is one word), only an N tail (lanes past n are computed on zero rows and not stored).
-//   The repacking is O(N * KW) against O(M * N * KW) of work, so it suits all but tiny M.
+//   The repacking is O(N * KW) against O(M * N * KW) of work, so it suits all but tiny M: with one or
+//   two rows of A, bgemm__5x32__avx512_nvec runs kvec instead.
 //
 // Both end with the output transform C = row_term - 2 pop (bgemm.h): row_term = K (kXor) or
 // popcount(A row) (kAnd); sums are narrowed to int32 (pop <= K <= INT32_MAX).
@@ -323,11 +324,16 @@ void bgemm__4x4__avx512_kvec(const BgemmArgs& p) {
   }
 }
 
+// One or two rows of A (a batch-1 binary linear layer): each word of B serves at most two rows, so
+// repacking B into panels (a read and a write of all of it) would cost more than the product; kvec
+// reads B's rows as they are. (The AVX2 nvec kernel routes the same rows the same way; measured there.)
 void bgemm__5x32__avx512_nvec(const BgemmArgs& p) {
+  const bool few_rows = p.m <= 2;
   if (p.mode == BgemmMode::kXor) {
-    nvec::run<Xor>(p, nullptr);  // row_term = K
+    few_rows ? kvec::run<Xor>(p, nullptr) : nvec::run<Xor>(p, nullptr);  // row_term = K
   } else {
-    nvec::run<And>(p, row_popcounts(p));
+    const std::int64_t* row_term = row_popcounts(p);
+    few_rows ? kvec::run<And>(p, row_term) : nvec::run<And>(p, row_term);
   }
 }
 
