@@ -7,6 +7,8 @@
 #   - build dir   build/emu512
 #   - tests       $ONEBIT_EMU_TESTS (default: the kernel, engine and int8 tests), every ISA including
 #                 the emulated avx512, against the reference and PyTorch as everywhere else
+#   - ONEBIT_EMU_SANITIZE=address,undefined: the same under ASan + UBSan (build/emu512-asan, libasan
+#     preloaded, options as in scripts/test_asan.sh)
 # This checks what the AVX-512 code computes, not how fast: never benchmark this build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,9 +27,21 @@ fi
 # shellcheck source=scripts/sanitizer_venv.sh
 source scripts/sanitizer_venv.sh
 
-log "building onebit._C with the AVX-512 units on SIMDe (build/emu512)"
-"$PY" -m pip install "${PIP_ARGS[@]}" --no-build-isolation --no-deps -e . \
-  -Cbuild-dir=build/emu512 -Ccmake.define.ONEBIT_EMULATE_AVX512=ON
+SANITIZE=${ONEBIT_EMU_SANITIZE:-}
+BUILD=build/emu512
+CMAKE_ARGS=(-Ccmake.define.ONEBIT_EMULATE_AVX512=ON)
+if [ -n "$SANITIZE" ]; then
+  BUILD=build/emu512-asan
+  CMAKE_ARGS+=(-Ccmake.build-type=RelWithDebInfo -Ccmake.define.ONEBIT_SANITIZE="$SANITIZE")
+fi
+log "building onebit._C with the AVX-512 units on SIMDe ($BUILD${SANITIZE:+, -fsanitize=$SANITIZE})"
+"$PY" -m pip install "${PIP_ARGS[@]}" --no-build-isolation --no-deps -e . -Cbuild-dir="$BUILD" "${CMAKE_ARGS[@]}"
+if [ -n "$SANITIZE" ]; then
+  LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libstdc++.so)"
+  export LD_PRELOAD
+  export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1"
+  export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+fi
 "$PY" - <<'PYEOF'
 import onebit.kernels as k
 assert k.AVX512_EMULATED, "the build in build/emu512 is not the emulated one"
