@@ -39,6 +39,33 @@ def test_engine_matches_pytorch_eval(corpus, name, isa):
     assert isinstance(z, torch.Tensor) and close(y, z)
 
 
+@pytest.mark.parametrize("isa", available_isas())
+def test_weights_packed_at_load_and_a_lower_isa_after_load(corpus, isa):
+    # Loaded under `isa`: bconv2d weights are packed for its bgemm when that one repacks B per call
+    # (AVX2 ntab, AVX-512 nvec), never for the portable one. Run under every ISA at or below it: a
+    # kernel that is not the one the weights were packed for reads them unpacked; same results.
+    x, y, blob = corpus["panel_edges"]
+    with use_isa(isa):
+        engine = onebit.Engine(blob, num_threads=2)
+    assert (engine.packed_weight_bytes > 0) == (isa != "portable")
+    results = []
+    for lower in available_isas()[: available_isas().index(isa) + 1]:
+        with use_isa(lower):
+            results.append(engine(x))
+    assert close(y, results[0])
+    for z in results[1:]:
+        torch.testing.assert_close(z, results[0], rtol=0, atol=0)
+
+
+def test_prepacking_can_be_turned_off(corpus, monkeypatch):
+    x, _, blob = corpus["panel_edges"]
+    packed = onebit.Engine(blob)
+    monkeypatch.setenv("ONEBIT_ENGINE_PREPACK", "0")
+    plain = onebit.Engine(blob)
+    assert plain.packed_weight_bytes == 0
+    torch.testing.assert_close(plain(x), packed(x), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("name", ["bireal", "groups", "maxpool_bits"])
 def test_threads_batches_and_numpy(corpus, name):
     x, y, blob = corpus[name]

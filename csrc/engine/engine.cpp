@@ -305,4 +305,10 @@ void Engine::run(const float* in, std::int64_t batch, float* out, std::vector<do
   give_back(std::move(arena));
 }
 
+std::int64_t Engine::packed_weight_bytes() const {
+  std::int64_t total = 0;
+  for (const auto& op : ops_) total += op->packed_weight_bytes();
+  return total;
+}
+
 }  // namespace onebit

@@ -58,6 +58,8 @@ class Op {
   // Bytes per sample of a buffer all threads of this op share during one run (ctx.shared; reused by
   // every op): an op that prepares its input once and then reads it from every thread.
   virtual std::int64_t shared_bytes_per_sample() const { return 0; }
+  // Bytes of weights this op keeps packed for a kernel, besides the weights of the file (at load).
+  virtual std::int64_t packed_weight_bytes() const { return 0; }
 
   const std::vector<int>& inputs() const { return in_; }
   const std::vector<int>& outputs() const { return out_; }

@@ -19,7 +19,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <cstdlib>
 #include <limits>
+#include <memory>
+#include <string>
 
 #include "onebit/kernels.h"
 #include "op.h"
@@ -111,7 +114,9 @@ class BConv2d final : public BinaryBase {
     o.threshold = t_.thr.data(), o.flip = t_.flip.data();
     // The engine's bit values are plain packed rows; grouped kernels want each group word-aligned.
     regroup_ = a.groups > 1 && (a.in_channels / a.groups) % kWordBits != 0;
+    pack_weight(a);
   }
+  std::int64_t packed_weight_bytes() const override { return args_.packed_group_bytes * args_.groups; }
   std::int64_t scratch_bytes() const override { return regroup_ ? x_.pixels() * args_.groups * words_for(x_.c() / args_.groups) * 8 : 0; }
   bool accepts_stages() const override { return !t_.bits; }
 
@@ -129,6 +134,27 @@ class BConv2d final : public BinaryBase {
   }
 
  private:
+  // The weights packed once for the bgemm dispatch picks now, when it is one that would repack them on
+  // every call (bgemm_packing). That repack is per call and per block of output pixels: N x K = 512 x
+  // 4608 (a 7x7x512 layer) took 25 us of 240 us with 49 rows on the AVX2 ntab kernel (fit of the call
+  // time over 48..192 rows). A lower ISA forced later reads the plain weights.
+  // ONEBIT_ENGINE_PREPACK=0 (read at load) turns it off, to compare both in one benchmark run.
+  void pack_weight(Bconv2dArgs& a) {
+    const char* env = std::getenv("ONEBIT_ENGINE_PREPACK");
+    if (env && std::string(env) == "0") return;
+    const BgemmFn gemm = select_kernel(bgemm_kernels()).fn;
+    const std::int64_t bytes = bconv2d_packed_group_bytes(a, gemm);
+    if (bytes == 0) return;
+    packed_.reset(std::aligned_alloc(64, static_cast<std::size_t>(bytes * a.groups)));
+    if (!packed_) throw std::bad_alloc();
+    bconv2d_pack_weight(a, gemm, packed_.get());
+    a.packed_weight = packed_.get(), a.packed_for = gemm, a.packed_group_bytes = bytes;
+  }
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
+  };
+  std::unique_ptr<void, Free> packed_;
+
   // Pixels [p0, p1) of the images at x (batch images, the first one being sample n0 of the call).
   void call(void (*fn)(const Bconv2dArgs&), const word_t* x, std::int64_t batch, std::int64_t n0, std::int64_t p0,
             std::int64_t p1, const RunCtx& ctx) const {

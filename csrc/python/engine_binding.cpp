@@ -138,7 +138,8 @@ void bind_engine(nb::module_& m) {
       .def("run_profile", &run_profile, nb::arg("x"), nb::arg("out").noconvert(),
            "run() once to check and warm up, then once more timing every op: seconds per op, graph order.")
       .def_prop_ro("num_threads", &Engine::num_threads)
-      .def_prop_ro("arena_bytes_per_sample", &Engine::arena_bytes_per_sample);
+      .def_prop_ro("arena_bytes_per_sample", &Engine::arena_bytes_per_sample)
+      .def_prop_ro("packed_weight_bytes", &Engine::packed_weight_bytes);
   m.def("float_gemm_backend", [] { return std::string(engine::float_gemm_backend()); },
         "The engine's float GEMM: OpenBLAS (scipy-openblas32) or the C++ fallback.");
 }

@@ -60,4 +60,12 @@ const std::vector<Kernel<BmaxpoolArgs>>& bmaxpool_kernels() {
   return table;
 }
 
+const BgemmPacking* bgemm_packing(BgemmFn fn) {
+  static const BgemmPacking ntab{&bgemm_ntab_packed_bytes, &bgemm_ntab_pack};
+  static const BgemmPacking avx512_nvec{&bgemm_avx512_nvec_packed_bytes, &bgemm_avx512_nvec_pack};
+  if (fn == &bgemm__3x64__avx2_ntab) return &ntab;
+  if (fn == &bgemm__5x32__avx512_nvec) return &avx512_nvec;
+  return nullptr;
+}
+
 }  // namespace onebit

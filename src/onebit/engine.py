@@ -88,6 +88,11 @@ class Engine:
             raise ModelFileError(f"invalid .onebit graph: {exc}") from None
 
     @property
+    def packed_weight_bytes(self) -> int:
+        """Bytes of weights packed at load for the kernels dispatch picked then (0 when none needed it)."""
+        return self._engine.packed_weight_bytes
+
+    @property
     def num_threads(self) -> int:
         return self._engine.num_threads
 

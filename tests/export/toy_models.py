@@ -103,6 +103,15 @@ def si_bnn():
                          nn.ReLU(), *_head(32)), (3, 8, 8)
 
 
+def panel_edges():
+    """Output channel counts at the AVX2 ntab kernel's 32-column panels and its routing of a short last
+    panel (40: 8 left over, 48 / 80: 16, 96: three panels), for the weights packed at engine load."""
+    return nn.Sequential(*_stem(16), BinaryConv2d(16, 48, 3, padding=1, bias=False), nn.BatchNorm2d(48),
+                         BinaryConv2d(48, 40, 3, padding=1, bias=False), nn.BatchNorm2d(40),
+                         BinaryConv2d(40, 96, 3, padding=1, bias=False), nn.BatchNorm2d(96),
+                         BinaryConv2d(96, 80, 3, padding=1, bias=False), nn.BatchNorm2d(80), *_head(80)), (3, 6, 6)
+
+
 def binary_linear():
     """Flatten -> BinaryLinear -> BN1d -> BinaryLinear (bits in between) -> float head."""
     return nn.Sequential(*_stem(8), nn.AvgPool2d(2), nn.Flatten(), BinaryLinear(8 * 4 * 4, 100, bias=False),
@@ -111,7 +120,7 @@ def binary_linear():
 
 
 CORPUS = {f.__name__: f for f in (plain_zero_pad, one_pad_stride2_xnor, groups, negative_gamma, maxpool_bits,
-                                  bireal, reactnet, si_bnn, binary_linear)}
+                                  bireal, reactnet, si_bnn, binary_linear, panel_edges)}
 
 
 def build(name: str, batch: int = 4, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:

@@ -70,6 +70,12 @@ struct Bconv2dArgs {
   // kMask only: the weights of each group g as block-sparse rows, sparse[g] (sbgemm.h): C_out / G rows
   // of KH * KW * words_for(Cg) words. Required by the optimized variants in kMask.
   const SparseRows* sparse = nullptr;
+  // Optional (kXor / kAnd): the weights packed once for the bgemm variant `packed_for`
+  // (bconv2d_pack_weight), group g at packed_weight + g * packed_group_bytes. Read only by the bconv2d
+  // variant built on that bgemm; any other (a forced lower ISA, say) reads `weight` as it always does.
+  const void* packed_weight = nullptr;
+  void (*packed_for)(const BgemmArgs&) = nullptr;
+  std::int64_t packed_group_bytes = 0;
 
   std::int64_t out_height() const { return conv_out_size(height, kernel_h, stride_h, pad_h, dilation_h); }
   std::int64_t out_width() const { return conv_out_size(width, kernel_w, stride_w, pad_w, dilation_w); }
@@ -77,5 +83,11 @@ struct Bconv2dArgs {
 
 // wsum[t][o] (see tap_sums above) into out: KH * KW * C_out int32. Uses a.weight and the shape only.
 void bconv2d_tap_sums(const Bconv2dArgs& a, std::int32_t* out);
+
+// Bytes per group of a.weight packed for `gemm` (a multiple of 64), 0 when gemm reads B as it is
+// (or a.mode is kMask). pack_weight writes groups * that many bytes to out (64-byte aligned); call it
+// only where gemm runs. Uses a.weight and the shape only.
+std::int64_t bconv2d_packed_group_bytes(const Bconv2dArgs& a, void (*gemm)(const BgemmArgs&));
+void bconv2d_pack_weight(const Bconv2dArgs& a, void (*gemm)(const BgemmArgs&), void* out);
 
 }  // namespace onebit

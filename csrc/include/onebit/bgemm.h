@@ -61,6 +61,18 @@ struct BgemmArgs {
   BgemmMode mode;
   std::int32_t* c;
   std::int64_t ldc;
+  // Optional: B already in the layout this variant would repack it into, made once by the variant's
+  // BgemmPacking::pack from these same b, n, k and ldb (an engine's constant weights). nullptr: the
+  // variant repacks B itself if it needs to. b stays required (some shapes read B as it is).
+  const void* packed_b = nullptr;
+};
+
+// The variants that repack B on every call (bgemm_packing in kernels.h) can take it packed once.
+//   bytes(n, k):                the size of the packed B, a multiple of 64;
+//   pack(b, n, k, ldb, out):    B (n rows of words_for(k) words, ldb apart) into out, 64-byte aligned.
+struct BgemmPacking {
+  std::int64_t (*bytes)(std::int64_t n, std::int64_t k);
+  void (*pack)(const word_t* b, std::int64_t n, std::int64_t k, std::int64_t ldb, void* out);
 };
 
 }  // namespace onebit

@@ -40,6 +40,9 @@ class Engine {
   int num_threads() const { return num_threads_; }
   // Bytes of activation memory one sample needs (the planned arena, without kernel scratch).
   std::int64_t arena_bytes_per_sample() const { return arena_per_sample_; }
+  // Bytes of weights packed at load for the kernels dispatch picked then (bconv2d on the bgemm
+  // variants that would otherwise repack them on every call); 0 when none.
+  std::int64_t packed_weight_bytes() const;
 
  private:
   struct Arena {

@@ -33,6 +33,17 @@ struct Kernel {
   void (*fn)(const Args&);
 };
 
+using BgemmFn = void (*)(const BgemmArgs&);
+
+// Packing of the bgemm variants that repack B on every call (BgemmPacking, bgemm.h); defined in
+// their ISA units: call them only where that variant runs.
+std::int64_t bgemm_ntab_packed_bytes(std::int64_t n, std::int64_t k);
+void bgemm_ntab_pack(const word_t* b, std::int64_t n, std::int64_t k, std::int64_t ldb, void* out);
+std::int64_t bgemm_avx512_nvec_packed_bytes(std::int64_t n, std::int64_t k);
+void bgemm_avx512_nvec_pack(const word_t* b, std::int64_t n, std::int64_t k, std::int64_t ldb, void* out);
+// The packing of B that the variant `fn` takes as BgemmArgs::packed_b; nullptr when it reads B as it is.
+const BgemmPacking* bgemm_packing(BgemmFn fn);
+
 // Every variant of an op, in kernels.inc order (worst to best ISA).
 const std::vector<Kernel<BitpackArgs>>& bitpack_kernels();
 const std::vector<Kernel<BgemmArgs>>& bgemm_kernels();

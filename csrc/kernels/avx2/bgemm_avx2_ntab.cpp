@@ -270,17 +270,22 @@ TileTable make_tiles(std::integer_sequence<int, kI...>) {
   return t;
 }
 
+constexpr std::int64_t panel_bytes(std::int64_t kw) { return kw * kSteps * kStepBytes; }
+
 // Block by block: each block of kNp panels is packed right before the row tiles that sweep it, so it
 // is still in L2 (a whole repacked B, 2x the size of B, can exceed L2: 590 KB for N x K = 512 x 4608).
+// A B packed beforehand (bgemm_ntab_pack: the same blocks, one after the other) is read instead.
 void run(const BgemmArgs& p, const std::int64_t* row_term) {
   static const TileTable tiles = make_tiles(std::make_integer_sequence<int, kMr * kNp>{});
   const std::int64_t kw = words_for(p.k);
   const std::int64_t panels = (p.n + kPanelCols - 1) / kPanelCols;
-  auto* block = static_cast<unsigned char*>(scratch(ScratchSlot::kPanels, kNp * kw * kSteps * kStepBytes));
+  const auto* packed = static_cast<const unsigned char*>(p.packed_b);
+  auto* mine = packed ? nullptr : static_cast<unsigned char*>(scratch(ScratchSlot::kPanels, kNp * panel_bytes(kw)));
   const unsigned char* table = &kTables.t[p.mode == BgemmMode::kXor ? 0 : 1][0][0];
   for (std::int64_t q0 = 0; q0 < panels; q0 += kNp) {
     const int np = static_cast<int>(std::min<std::int64_t>(kNp, panels - q0));
-    pack_block(p, kw, q0, np, block);
+    const unsigned char* block = packed ? packed + q0 * panel_bytes(kw) : mine;
+    if (!packed) pack_block(p, kw, q0, np, mine);
     for (std::int64_t m0 = 0; m0 < p.m; m0 += kMr) {
       const int mr = static_cast<int>(std::min<std::int64_t>(kMr, p.m - m0));
       tiles.fn[mr - 1][np - 1](p, kw, m0, q0 * kPanelCols, block, table, row_term);
@@ -290,14 +295,38 @@ void run(const BgemmArgs& p, const std::int64_t* row_term) {
 
 }  // namespace
 
+namespace {
+// The columns this kernel computes itself: whole panels, plus the last part-panel when it is at least
+// half full (see the header); 3x8__avx2_nvec takes the rest.
+std::int64_t own_columns(std::int64_t n) {
+  const std::int64_t tail = n % kPanelCols;
+  return tail < kMinTailCols ? n - tail : n;
+}
+}  // namespace
+
+std::int64_t bgemm_ntab_packed_bytes(std::int64_t n, std::int64_t k) {
+  return std::max<std::int64_t>(1, (own_columns(n) + kPanelCols - 1) / kPanelCols) * panel_bytes(words_for(k));
+}
+
+// B's own columns as `run` packs them, block by block (a last block of one panel when their count is
+// odd: the block layout depends on it, so the columns must be exactly those `run` gets).
+void bgemm_ntab_pack(const word_t* b, std::int64_t n, std::int64_t k, std::int64_t ldb, void* out) {
+  n = own_columns(n);
+  BgemmArgs shape{};
+  shape.b = b, shape.n = n, shape.k = k, shape.ldb = ldb;
+  const std::int64_t kw = words_for(k), panels = (n + kPanelCols - 1) / kPanelCols;
+  for (std::int64_t q0 = 0; q0 < panels; q0 += kNp) {
+    const std::int64_t np = std::min<std::int64_t>(kNp, panels - q0);
+    pack_block(shape, kw, q0, np, static_cast<unsigned char*>(out) + q0 * panel_bytes(kw));
+  }
+}
+
 void bgemm__3x64__avx2_ntab(const BgemmArgs& p) {
   if (p.m < kMinRows || p.n < kPanelCols) {
     bgemm__3x8__avx2_nvec(p);
     return;
   }
-  // Columns in whole panels, plus the last part-panel when it is at least half full (see the header).
-  const std::int64_t tail = p.n % kPanelCols;
-  const std::int64_t cols = tail < kMinTailCols ? p.n - tail : p.n;
+  const std::int64_t cols = own_columns(p.n);
   BgemmArgs head = p;
   head.n = cols;
   if (p.mode == BgemmMode::kXor) {
@@ -309,6 +338,7 @@ void bgemm__3x64__avx2_ntab(const BgemmArgs& p) {
   if (cols < p.n) {  // after run: 3x8__avx2_nvec reuses the scratch slots
     BgemmArgs rest = p;
     rest.b = p.b + cols * p.ldb;
+    rest.packed_b = nullptr;
     rest.n = p.n - cols;
     rest.c = p.c + cols;
     bgemm__3x8__avx2_nvec(rest);

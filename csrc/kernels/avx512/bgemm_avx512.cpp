@@ -300,8 +300,12 @@ void run(const BgemmArgs& p, const std::int64_t* row_term) {
   static const auto tiles = make_tiles<Combine>(std::make_integer_sequence<int, kMr * kNv>{});
   const std::int64_t kw = words_for(p.k);
   const std::int64_t panels = (p.n + kLanes - 1) / kLanes;
-  auto* packed = static_cast<word_t*>(scratch(ScratchSlot::kPanels, sizeof(word_t) * panels * kw * kLanes));
-  pack_panels(p, kw, packed);
+  const word_t* packed = static_cast<const word_t*>(p.packed_b);
+  if (!packed) {
+    auto* mine = static_cast<word_t*>(scratch(ScratchSlot::kPanels, sizeof(word_t) * panels * kw * kLanes));
+    pack_panels(p, kw, mine);
+    packed = mine;
+  }
   // The kNv panels of a column block (kNv * 8 * kw words) stay in L1 while A streams past them.
   for (std::int64_t q0 = 0; q0 < panels; q0 += kNv) {
     const int nv = static_cast<int>(std::min<std::int64_t>(kNv, panels - q0));
@@ -322,6 +326,16 @@ void bgemm__4x4__avx512_kvec(const BgemmArgs& p) {
   } else {
     kvec::run<And>(p, row_popcounts(p));
   }
+}
+
+std::int64_t bgemm_avx512_nvec_packed_bytes(std::int64_t n, std::int64_t k) {
+  return (n + kLanes - 1) / kLanes * words_for(k) * kLanes * static_cast<std::int64_t>(sizeof(word_t));
+}
+
+void bgemm_avx512_nvec_pack(const word_t* b, std::int64_t n, std::int64_t k, std::int64_t ldb, void* out) {
+  BgemmArgs shape{};
+  shape.b = b, shape.n = n, shape.k = k, shape.ldb = ldb;
+  nvec::pack_panels(shape, words_for(k), static_cast<word_t*>(out));
 }
 
 // One or two rows of A (a batch-1 binary linear layer): each word of B serves at most two rows, so

@@ -40,7 +40,6 @@
 namespace onebit {
 namespace {
 
-using BgemmFn = void (*)(const BgemmArgs&);
 using Acc2BitsFn = void (*)(const Acc2BitsArgs&);
 using SbgemmFn = void (*)(const SbgemmArgs&);
 
@@ -240,8 +239,12 @@ void run(const Bconv2dArgs& a, BgemmFn gemm, SbgemmFn sgemm, Acc2BitsFn to_bits)
       if (a.mode == BgemmMode::kMask) {
         sgemm(SbgemmArgs{rows_a, rows, lda, a.sparse[g], acc + g * p.og, a.out_channels});
       } else {
-        gemm(BgemmArgs{rows_a, a.weight + g * p.og * p.row_words, rows, p.og, p.k, lda, p.row_words, a.mode,
-                       acc + g * p.og, a.out_channels});
+        BgemmArgs b{rows_a, a.weight + g * p.og * p.row_words, rows, p.og, p.k, lda, p.row_words, a.mode,
+                    acc + g * p.og, a.out_channels};
+        if (a.packed_weight && a.packed_for == gemm) {
+          b.packed_b = static_cast<const char*>(a.packed_weight) + g * a.packed_group_bytes;
+        }
+        gemm(b);
       }
     }
     fix_block(a, p, p0, rows, tap_sums, acc);
@@ -262,6 +265,23 @@ void bconv2d_tap_sums(const Bconv2dArgs& a, std::int32_t* out) {
       for (std::int64_t i = 0; i < wg; ++i) pop += __builtin_popcountll(w[i]);
       out[t * a.out_channels + o] = static_cast<std::int32_t>(a.mode == BgemmMode::kMask ? pop : cg - 2 * pop);
     }
+  }
+}
+
+std::int64_t bconv2d_packed_group_bytes(const Bconv2dArgs& a, BgemmFn gemm) {
+  const BgemmPacking* packing = bgemm_packing(gemm);
+  if (!packing || a.mode == BgemmMode::kMask) return 0;
+  const Plan p = make_plan(a);
+  return packing->bytes(p.og, p.k);
+}
+
+void bconv2d_pack_weight(const Bconv2dArgs& a, BgemmFn gemm, void* out) {
+  const std::int64_t bytes = bconv2d_packed_group_bytes(a, gemm);
+  if (bytes == 0) return;
+  const Plan p = make_plan(a);
+  for (std::int64_t g = 0; g < a.groups; ++g) {
+    bgemm_packing(gemm)->pack(a.weight + g * p.og * p.row_words, p.og, p.k, p.row_words,
+                              static_cast<char*>(out) + g * bytes);
   }
 }
 
