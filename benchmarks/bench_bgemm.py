@@ -2,6 +2,10 @@
 
     .venv/bin/python benchmarks/bench_bgemm.py [--repeats 20] [--mode xor|and] [--variants a,b]
 
+Variants that repack B on every call (bgemm_packing: AVX2 ntab, AVX-512 nvec) are timed twice: as
+called (repacking B each time) and on B packed beforehand (`<variant>+packed`), as the engine runs
+them on its weights.
+
 Shapes are the GEMMs of ResNet-18's 3x3 convolutions at batch 1 (M = output pixels,
 N = output channels, K = 9 x input channels). The figure of merit is binary MAC/s = M*N*K / time,
 against the measured roofline of xor + popcount + add on 512-bit registers: 1.21e12 binary MAC/s
@@ -45,6 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     variants = kernels.selected_variants("bgemm", args.variants, reference=args.reference)
+    variants = [x for v in variants for x in ([v, v + "+packed"] if _C.bgemm_packed_bytes(1, 64, v) else [v])]
     print(f"CPU: {cpu_name()}; ISAs: {kernels.available_isas()}; 1 thread; mode {args.mode}; "
           f"roofline {ROOFLINE / 1e9:.0f} G binary MAC/s")
     print(f"{'M x N x K':>18} " + " ".join(f"{v:>22}" for v in variants))
@@ -53,10 +58,12 @@ def main() -> None:
         a, b = random_rows(m, k, gen).numpy(), random_rows(n, k, gen).numpy()
         out = torch.empty(m, n, dtype=torch.int32).numpy()
         cells = []
-        for v in variants:
+        for name in variants:
+            v, packed = name.removesuffix("+packed"), name.endswith("+packed")
+            packed_b = kernels.bgemm_pack(b, k, variant=v) if packed else None
             reps = 1 if v == "reference" else args.repeats
-            t = best_seconds(lambda: _C.bgemm(a, b, out, k, MODES[args.mode], v), reps,
-                          rounds=1 if v == "reference" else 7)
+            t = best_seconds(lambda: _C.bgemm(a, b, out, k, MODES[args.mode], v, packed_b), reps,
+                             rounds=1 if v == "reference" else 7)
             rate = m * n * k / t
             cells.append(f"{t * 1e6:8.1f}us {rate / 1e9:5.0f}G {rate / ROOFLINE:4.0%}")
         print(f"{m:>6}x{n:<4}x{k:<6} " + " ".join(f"{c:>22}" for c in cells))

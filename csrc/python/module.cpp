@@ -2,6 +2,7 @@
 // Arrays arrive as CPU ndarrays (numpy or torch through DLPack); torch is never included.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -88,8 +90,25 @@ void check_padding_bits(const ConstWordRows& x, std::int64_t k, const char* name
   }
 }
 
+using Bytes = nb::ndarray<std::uint8_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+
+// A packed B (BgemmPacking) must be exactly the variant's size and 64-byte aligned.
+void check_packed(const Bytes& packed, const BgemmPacking* packing, std::int64_t n, std::int64_t k,
+                  const char* variant) {
+  if (!packing) throw std::invalid_argument(std::string("bgemm: variant '") + variant + "' takes no packed B");
+  const auto need = packing->bytes(n, k);
+  if (static_cast<std::int64_t>(packed.shape(0)) != need) {
+    throw std::invalid_argument("bgemm: packed B must have " + std::to_string(need) + " bytes for n=" +
+                                std::to_string(n) + ", k=" + std::to_string(k) + ", got " +
+                                std::to_string(packed.shape(0)));
+  }
+  if (reinterpret_cast<std::uintptr_t>(packed.data()) % 64 != 0) {
+    throw std::invalid_argument("bgemm: packed B must be 64-byte aligned (use onebit.kernels.bgemm_pack)");
+  }
+}
+
 std::string bgemm(ConstWordRows a, ConstWordRows b, Int32Rows out, std::int64_t k, int mode,
-                  const std::string& variant) {
+                  const std::string& variant, std::optional<Bytes> packed_b) {
   if (mode != 0 && mode != 1) throw std::invalid_argument("bgemm: mode must be 0 (xor) or 1 (and)");
   const std::int64_t m = static_cast<std::int64_t>(a.shape(0));
   const std::int64_t n = static_cast<std::int64_t>(b.shape(0));
@@ -114,11 +133,32 @@ std::string bgemm(ConstWordRows a, ConstWordRows b, Int32Rows out, std::int64_t 
   check_padding_bits(b, k, "b");
   const auto& kern = pick_kernel(bgemm_kernels(), variant);
   BgemmArgs args{a.data(), b.data(), m, n, k, kw, kw, static_cast<BgemmMode>(mode), out.data(), n};
+  if (packed_b) {  // trusted to be bgemm_pack's output for this b (as an engine's packed weights are)
+    check_packed(*packed_b, bgemm_packing(kern.fn), n, k, kern.variant);
+    args.packed_b = packed_b->data();
+  }
   {
     nb::gil_scoped_release release;
     kern.fn(args);
   }
   return kern.variant;
+}
+
+// B packed for `variant` (BgemmPacking): the packed size, 0 when the variant reads B as it is.
+std::int64_t bgemm_packed_bytes(std::int64_t n, std::int64_t k, const std::string& variant) {
+  const BgemmPacking* packing = bgemm_packing(pick_kernel(bgemm_kernels(), variant).fn);
+  return packing ? packing->bytes(n, k) : 0;
+}
+
+void bgemm_pack(ConstWordRows b, std::int64_t k, const std::string& variant, Bytes out) {
+  const std::int64_t n = static_cast<std::int64_t>(b.shape(0)), kw = static_cast<std::int64_t>(b.shape(1));
+  if (k <= 0 || words_for(k) != kw) throw std::invalid_argument("bgemm_pack: k does not match b's words per row");
+  check_padding_bits(b, k, "b", "bgemm_pack");
+  const auto& kern = pick_kernel(bgemm_kernels(), variant);
+  const BgemmPacking* packing = bgemm_packing(kern.fn);
+  check_packed(out, packing, n, k, kern.variant);
+  nb::gil_scoped_release release;
+  packing->pack(b.data(), n, k, kw, out.data());
 }
 
 // sbgemm (sbgemm.h) on dense mask rows b: the block-sparse form is built here, as an engine does at
@@ -338,9 +378,14 @@ NB_MODULE(_C, m) {
         nb::arg("mode") = 0, nb::arg("variant") = "", nb::arg("groups") = 1,
         "Pack rows of floats into uint64 words (see bitpack.h); returns the variant that ran.");
   m.def("bgemm", &bgemm, nb::arg("a"), nb::arg("b"), nb::arg("out").noconvert(), nb::arg("k"),
-        nb::arg("mode") = 0, nb::arg("variant") = "",
+        nb::arg("mode") = 0, nb::arg("variant") = "", nb::arg("packed_b").none() = nb::none(),
         "Binary GEMM out[m][n] = dot(a[m], b[n]) over k packed bits (see bgemm.h); mode 0: +-1 x +-1 "
-        "(xor), 1: {0,1} x +-1 (and). Returns the variant that ran.");
+        "(xor), 1: {0,1} x +-1 (and). packed_b: bgemm_pack's output for this b and variant (trusted). "
+        "Returns the variant that ran.");
+  m.def("bgemm_packed_bytes", &bgemm_packed_bytes, nb::arg("n"), nb::arg("k"), nb::arg("variant") = "",
+        "Bytes of B packed for the variant (BgemmPacking, bgemm.h); 0 when it reads B as it is.");
+  m.def("bgemm_pack", &bgemm_pack, nb::arg("b"), nb::arg("k"), nb::arg("variant"), nb::arg("out").noconvert(),
+        "Pack B for the variant into out (bgemm_packed_bytes bytes, 64-byte aligned), for bgemm's packed_b.");
   m.def("sbgemm", &sbgemm, nb::arg("a"), nb::arg("b"), nb::arg("out").noconvert(), nb::arg("k"),
         nb::arg("variant") = "",
         "Block-sparse binary GEMM out[m][n] = sum_i (1 - 2 a_i) b_i: +-1 rows a x {0,1} mask rows b "

@@ -20,7 +20,7 @@ from . import _C
 from .bitpack import MODES, words_for
 
 __all__ = [
-    "BGEMM_MODES", "acc2bits", "acc2float", "active_isa", "available_isas", "bconv2d", "bgemm", "bit_thresholds",
+    "BGEMM_MODES", "acc2bits", "acc2float", "active_isa", "available_isas", "bconv2d", "bgemm", "bgemm_pack", "bit_thresholds",
     "bmaxpool", "igemm", "kernel_variants", "pack", "pack_conv_weight", "sbgemm", "use_isa",
 ]
 
@@ -152,6 +152,7 @@ def bgemm(
     *,
     mode: str = "xor",
     variant: str | None = None,
+    packed_b: np.ndarray | None = None,
 ) -> torch.Tensor:
     """Binary GEMM on packed rows: ``out[m, n] = dot(a[m], b[n])`` over ``k`` bits, as ``torch.int32``.
 
@@ -163,7 +164,8 @@ def bgemm(
       (``mode="sign"``): ``popcount(a) - 2 popcount(a AND b)``.
 
     The identities are derived in ``csrc/include/onebit/bgemm.h``. ``variant`` names a kernel
-    (see :func:`kernel_variants`); ``None`` dispatches.
+    (see :func:`kernel_variants`); ``None`` dispatches. ``packed_b``: :func:`bgemm_pack` of this ``b``
+    for the variant that runs (it then skips repacking B; trusted to match ``b``).
     """
     if mode not in BGEMM_MODES:
         raise ValueError(f"unknown bgemm mode {mode!r}; valid: {sorted(BGEMM_MODES)}")
@@ -171,7 +173,22 @@ def bgemm(
     at, bt = _packed_rows(a, "a"), _packed_rows(b, "b")
     out = torch.empty((at.shape[0], bt.shape[0]), dtype=torch.int32)
     # numpy views (zero-copy) cross the binding in ~1 us; torch tensors go through DLPack (~7 us).
-    _C.bgemm(at.numpy(), bt.numpy(), out.numpy(), k, BGEMM_MODES[mode], variant or "")
+    _C.bgemm(at.numpy(), bt.numpy(), out.numpy(), k, BGEMM_MODES[mode], variant or "", packed_b)
+    return out
+
+
+def bgemm_pack(b: torch.Tensor | np.ndarray, k: int, *, variant: str | None = None) -> np.ndarray | None:
+    """``b`` packed once for ``variant`` (``None``: the dispatched one), to pass to :func:`bgemm` as
+    ``packed_b``; ``None`` when that variant reads B as it is. A 64-byte aligned ``uint8`` array."""
+    bt = _packed_rows(b, "b")
+    name = variant or ""
+    size = _C.bgemm_packed_bytes(bt.shape[0], operator.index(k), name)
+    if size == 0:
+        return None
+    raw = np.empty(size + 64, dtype=np.uint8)
+    start = -raw.ctypes.data % 64
+    out = raw[start:start + size]
+    _C.bgemm_pack(bt.numpy(), operator.index(k), name, out)
     return out
 
 

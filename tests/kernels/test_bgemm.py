@@ -282,3 +282,47 @@ def test_resnet18_shapes(shape, mode):
     a, b, expected = random_operands(m, n, k, mode, seed=m)
     for variant in VARIANTS:
         assert torch.equal(kernels.bgemm(a, b, k, mode=mode, variant=variant), expected), variant
+
+
+PACKING_VARIANTS = [v for v in FAST_VARIANTS if _C.bgemm_packed_bytes(1, 64, v) > 0]
+
+
+def test_which_variants_take_a_packed_b():
+    # The ones that repack B on every call; on this CPU at least the AVX2 ntab kernel when AVX2 runs.
+    assert ("3x64__avx2_ntab" in PACKING_VARIANTS) == ("avx2" in kernels.available_isas())
+    assert ("5x32__avx512_nvec" in PACKING_VARIANTS) == ("avx512" in kernels.available_isas())
+    for variant in ("4x4__portable", "3x8__avx2_nvec"):
+        if variant in FAST_VARIANTS:
+            assert kernels.bgemm_pack(np.zeros((3, 1), np.uint64), 64, variant=variant) is None
+
+
+@pytest.mark.parametrize("variant", PACKING_VARIANTS)
+@pytest.mark.parametrize("mode", ["xor", "and"])
+def test_packed_b_equals_repacking_on_every_call(variant, mode):
+    # B packed once (as the engine does at load) gives the products of the per-call repack, bit for
+    # bit, over K at word edges, N at the 8- / 32-column panel edges and the ntab kernel's routing of a
+    # short last panel, and row counts below and above its 3-row minimum.
+    for k in (1, 63, 64, 65, 129, 513, 4608):
+        for n in (1, 8, 16, 31, 32, 40, 48, 64, 80, 96, 100):
+            for m in (1, 2, 3, 7):
+                a, b, expected = random_operands(m, n, k, mode, seed=k * 31 + n * 7 + m)
+                packed = kernels.bgemm_pack(b, k, variant=variant)
+                assert packed is not None and packed.ctypes.data % 64 == 0
+                got = kernels.bgemm(a, b, k, mode=mode, variant=variant, packed_b=packed)
+                assert torch.equal(got, expected), (variant, mode, k, n, m)
+
+
+def test_packed_b_is_checked():
+    if not PACKING_VARIANTS:
+        pytest.skip("no variant here takes a packed B")
+    variant = PACKING_VARIANTS[0]
+    a, b, _ = random_operands(4, 40, 100, "xor", seed=0)
+    packed = kernels.bgemm_pack(b, 100, variant=variant)
+    with pytest.raises(ValueError, match="packed B must have"):
+        kernels.bgemm(a, b, 100, variant=variant, packed_b=packed[:-64])
+    raw = np.empty(packed.size + 64, np.uint8)
+    off = (-raw.ctypes.data % 64) + 1
+    with pytest.raises(ValueError, match="64-byte aligned"):
+        kernels.bgemm(a, b, 100, variant=variant, packed_b=raw[off:off + packed.size])
+    with pytest.raises(ValueError, match="takes no packed B"):
+        kernels.bgemm(a, b, 100, variant="4x4__portable", packed_b=packed)
