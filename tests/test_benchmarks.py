@@ -18,6 +18,9 @@ SCRIPTS = {
     "bench_bconv2d_threads.py": (["--rounds", "1", "--threads", "1", "2"], "| 7x7x512 | 2 |"),
     "bench_engine.py": (["--models", "vgg_small", "--threads", "1", "--repeats", "1", "--quantize", "none", "int8"],
                         "vgg_small [int8]"),
+    "bench_prepack.py": (["--models", "vgg_small", "--threads", "1", "--repeats", "1", "--rounds", "1"],
+                         "packed at load"),
+    "bench_bgemm.py --mode and": (["--repeats", "1", "--mode", "and"], "49x512"),
 }
 
 
@@ -25,7 +28,7 @@ SCRIPTS = {
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_benchmark_script_runs(script):
     args, expect = SCRIPTS[script]
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args], capture_output=True,
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script.split()[0]), *args], capture_output=True,
                          text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert expect in out.stdout, out.stdout[-2000:]
