@@ -39,6 +39,24 @@ static inline void mask_storeu_epi32(void* p, simde__mmask16 k, simde__m512i a) 
   }
 }
 
+static inline simde__m512 cvtepi32_ps(simde__m512i a) {  // round to nearest, as vcvtdq2ps by default
+  std::int32_t in[16];
+  float out[16];
+  std::memcpy(in, &a, sizeof(in));
+  for (int i = 0; i < 16; ++i) out[i] = static_cast<float>(in[i]);
+  simde__m512 v;
+  std::memcpy(&v, out, sizeof(v));
+  return v;
+}
+
+static inline void mask_storeu_ps(void* p, simde__mmask16 k, simde__m512 a) {
+  float lanes[16];
+  std::memcpy(lanes, &a, sizeof(lanes));
+  for (int i = 0; i < 16; ++i) {
+    if ((k >> i) & 1u) std::memcpy(static_cast<char*>(p) + 4 * i, &lanes[i], 4);
+  }
+}
+
 static inline std::int64_t reduce_add_epi64(simde__m512i a) {
   std::int64_t lanes[8];
   std::memcpy(lanes, &a, sizeof(lanes));
@@ -55,6 +73,8 @@ static inline std::int64_t reduce_add_epi64(simde__m512i a) {
   (onebit_avx512_emulated::maskz_load<std::int64_t, simde__m512i, 8>((k), (p)))
 #define _mm512_maskz_loadu_ps(k, p) (onebit_avx512_emulated::maskz_load<float, simde__m512, 16>((k), (p)))
 #define _mm512_mask_storeu_epi32(p, k, a) onebit_avx512_emulated::mask_storeu_epi32((p), (k), (a))
+#define _mm512_cvtepi32_ps(a) onebit_avx512_emulated::cvtepi32_ps(a)
+#define _mm512_mask_storeu_ps(p, k, a) onebit_avx512_emulated::mask_storeu_ps((p), (k), (a))
 #define _mm512_reduce_add_epi64(a) onebit_avx512_emulated::reduce_add_epi64(a)
 #define _mm512_shuffle_i64x2(a, b, imm) simde_mm512_shuffle_i64x2((a), (b), (imm))
 #define _mm512_mask_cmplt_epi32_mask(k, a, b) \

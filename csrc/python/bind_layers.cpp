@@ -184,15 +184,20 @@ std::string acc2bits(Int32Rows acc, OutWordRows out, nb::object threshold, nb::o
   return k.variant;
 }
 
-void acc2float_binding(Int32Rows acc, OutFloatRows out, nb::object multiplier, nb::object bias) {
+std::string acc2float_binding(Int32Rows acc, OutFloatRows out, nb::object multiplier, nb::object bias,
+                              const std::string& variant) {
   const std::int64_t rows = static_cast<std::int64_t>(acc.shape(0)), c = static_cast<std::int64_t>(acc.shape(1));
   if (static_cast<std::int64_t>(out.shape(0)) != rows || static_cast<std::int64_t>(out.shape(1)) != c) {
     fail("acc2float", "out must have the shape of acc");
   }
   const float* m = vec_arg<FloatVec>(multiplier, c, "acc2float", "multiplier", true);
   const float* b = vec_arg<FloatVec>(bias, c, "acc2float", "bias", false);
-  nb::gil_scoped_release release;
-  acc2float(acc.data(), rows, c, c, m, b, out.data());
+  const auto& k = pick_kernel(acc2float_kernels(), variant);
+  {
+    nb::gil_scoped_release release;
+    k.fn(Acc2FloatArgs{acc.data(), rows, c, c, m, b, out.data()});
+  }
+  return k.variant;
 }
 
 // Every window of every output position must hold a valid tap (bmaxpool.h).
@@ -254,7 +259,8 @@ void bind_layers(nb::module_& m) {
         nb::arg("flip").none() = nb::none(), nb::arg("groups") = 1, nb::arg("variant") = "",
         "int32 rows -> packed bits: bit = flip ? acc > thr : acc < thr (output_transform.h).");
   m.def("acc2float", &acc2float_binding, nb::arg("acc"), nb::arg("out").noconvert(), nb::arg("multiplier"),
-        nb::arg("bias").none() = nb::none(), "int32 rows -> float: acc * multiplier + bias.");
+        nb::arg("bias").none() = nb::none(), nb::arg("variant") = "",
+        "int32 rows -> float: acc * multiplier + bias, two roundings (output_transform.h); returns the variant.");
   m.def("bmaxpool", &bmaxpool, nb::arg("x"), nb::arg("out").noconvert(), nb::arg("kernel"), nb::arg("stride"),
         nb::arg("padding"), nb::arg("dilation"), nb::arg("mode"), nb::arg("and_mask").none() = nb::none(),
         nb::arg("variant") = "",

@@ -368,9 +368,10 @@ NB_MODULE(_C, m) {
     if (op == "sbgemm") return describe(sbgemm_kernels());
     if (op == "igemm") return describe(igemm_kernels());
     if (op == "acc2bits") return describe(acc2bits_kernels());
+    if (op == "acc2float") return describe(acc2float_kernels());
     if (op == "bmaxpool") return describe(bmaxpool_kernels());
     throw std::invalid_argument("unknown op '" + op +
-                                "'; valid: acc2bits, bconv2d, bgemm, bitpack, bmaxpool, igemm, sbgemm");
+                                "'; valid: acc2bits, acc2float, bconv2d, bgemm, bitpack, bmaxpool, igemm, sbgemm");
   });
   // Outputs are .noconvert(): nanobind would otherwise hand the kernel a converted temporary copy
   // of an array of the wrong dtype or layout, and the caller's array would silently stay unwritten.

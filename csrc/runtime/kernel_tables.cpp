@@ -52,6 +52,14 @@ const std::vector<Kernel<Acc2BitsArgs>>& acc2bits_kernels() {
   return table;
 }
 
+const std::vector<Kernel<Acc2FloatArgs>>& acc2float_kernels() {
+  static const std::vector<Kernel<Acc2FloatArgs>> table = {
+#define ONEBIT_ACC2FLOAT(variant, isa, dispatchable) {#variant, Isa::isa, dispatchable, &acc2float__##variant},
+#include "../kernels/kernels.inc"
+  };
+  return table;
+}
+
 const std::vector<Kernel<BmaxpoolArgs>>& bmaxpool_kernels() {
   static const std::vector<Kernel<BmaxpoolArgs>> table = {
 #define ONEBIT_BMAXPOOL(variant, isa, dispatchable) {#variant, Isa::isa, dispatchable, &bmaxpool__##variant},

@@ -147,15 +147,16 @@ def acc2bits(acc, threshold, flip=None, *, groups: int = 1, variant: str | None 
     return out.reshape(*a.shape[:-1], out.shape[-1])
 
 
-def acc2float(acc, multiplier, bias=None) -> torch.Tensor:
-    """int32 ``(..., C)`` -> float32 ``acc * multiplier + bias`` (two roundings, as torch computes it)."""
+def acc2float(acc, multiplier, bias=None, *, variant: str | None = None) -> torch.Tensor:
+    """int32 ``(..., C)`` -> float32 ``acc * multiplier + bias`` (two roundings, as torch computes it).
+    ``variant`` names a kernel (``kernel_variants("acc2float")``); ``None`` dispatches."""
     a = torch.as_tensor(acc)
     if a.dtype != torch.int32:
         raise TypeError(f"acc must be int32, got {a.dtype}")
     rows = a.reshape(-1, a.shape[-1]).contiguous()
     out = torch.empty(rows.shape, dtype=torch.float32)
     _C.acc2float(rows.numpy(), out.numpy(), _vec(multiplier, torch.float32, "multiplier"),
-                 _vec(bias, torch.float32, "bias"))
+                 _vec(bias, torch.float32, "bias"), variant or "")
     return out.reshape(a.shape)
 
 

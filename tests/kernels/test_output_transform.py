@@ -37,12 +37,29 @@ def test_acc2bits_variants_match_definition(channels, groups):
             assert torch.equal(got.view(torch.int64), expected.view(torch.int64)), (variant, f is None)
 
 
-def test_acc2float():
-    g = torch.Generator().manual_seed(0)
-    acc = torch.randint(-3000, 3000, (2, 5, 70), generator=g, dtype=torch.int32)
-    m, b = torch.randn(70, generator=g), torch.randn(70, generator=g)
-    assert torch.equal(kernels.acc2float(acc, m, b), acc.to(torch.float32) * m + b)
-    assert torch.equal(kernels.acc2float(acc, m), acc.to(torch.float32) * m)
+FLOAT_VARIANTS = kernels.runnable_variants("acc2float")
+
+
+def test_acc2float_variant_list():
+    assert FLOAT_VARIANTS[:2] == ["reference", "portable"]
+    for isa in kernels.available_isas()[1:]:
+        assert isa in FLOAT_VARIANTS
+
+
+@pytest.mark.parametrize("channels", [1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 70, 513])
+def test_acc2float_variants_match_torch(channels):
+    # Bit for bit against torch's two roundings (an FMA would differ in the last bit for many of these):
+    # large accumulators (float conversion rounds above 2^24), extremes, multipliers of every scale.
+    g = torch.Generator().manual_seed(channels)
+    acc = torch.randint(-3000, 3000, (2, 5, channels), generator=g, dtype=torch.int32)
+    acc[0, 0] = torch.randint(-(2**31), 2**31 - 1, (channels,), generator=g, dtype=torch.int32)
+    acc[0, 1] = INT32.max
+    acc[0, 2] = INT32.min
+    m = torch.randn(channels, generator=g) * torch.logspace(-6, 3, channels)
+    b = torch.randn(channels, generator=g) * 100
+    for variant in FLOAT_VARIANTS + [None]:
+        assert torch.equal(kernels.acc2float(acc, m, b, variant=variant), acc.to(torch.float32) * m + b), variant
+        assert torch.equal(kernels.acc2float(acc, m, variant=variant), acc.to(torch.float32) * m), variant
 
 
 @pytest.mark.parametrize("out", ["sign", "heaviside"])

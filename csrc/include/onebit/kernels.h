@@ -22,6 +22,7 @@ namespace onebit {
 #define ONEBIT_SBGEMM(variant, isa, dispatchable) void sbgemm__##variant(const SbgemmArgs& args);
 #define ONEBIT_IGEMM(variant, isa, dispatchable) void igemm__##variant(const IgemmArgs& args);
 #define ONEBIT_ACC2BITS(variant, isa, dispatchable) void acc2bits__##variant(const Acc2BitsArgs& args);
+#define ONEBIT_ACC2FLOAT(variant, isa, dispatchable) void acc2float__##variant(const Acc2FloatArgs& args);
 #define ONEBIT_BMAXPOOL(variant, isa, dispatchable) void bmaxpool__##variant(const BmaxpoolArgs& args);
 #include "../../kernels/kernels.inc"
 
@@ -51,6 +52,7 @@ const std::vector<Kernel<Bconv2dArgs>>& bconv2d_kernels();
 const std::vector<Kernel<SbgemmArgs>>& sbgemm_kernels();
 const std::vector<Kernel<IgemmArgs>>& igemm_kernels();
 const std::vector<Kernel<Acc2BitsArgs>>& acc2bits_kernels();
+const std::vector<Kernel<Acc2FloatArgs>>& acc2float_kernels();
 const std::vector<Kernel<BmaxpoolArgs>>& bmaxpool_kernels();
 
 // The variant with the highest ISA that is dispatchable and not above active_isa().

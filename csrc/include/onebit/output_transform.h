@@ -94,8 +94,19 @@ struct Acc2BitsTerms {
 Acc2BitsTerms acc2bits_terms(const Acc2BitsArgs& a);
 
 // The float transform: rows x channels int32 (row stride ld_acc) -> rows x channels float
-// (contiguous). One implementation (csrc/kernels/portable/acc2float.cpp): it is a convert, a
-// multiply and an add per element, which the compiler vectorizes.
+// (contiguous), out = float(acc) * multiplier[c] + bias[c] (bias may be nullptr: 0). A convert
+// (round to nearest, as static_cast<float>), a multiply and an add, each rounded: never fused into an
+// FMA, so every variant gives torch's `acc.float() * m + b` bit for bit.
+struct Acc2FloatArgs {
+  const std::int32_t* acc;
+  std::int64_t rows;
+  std::int64_t channels;
+  std::int64_t ld_acc;
+  const float* multiplier;
+  const float* bias;  // nullptr: no bias
+  float* out;
+};
+// The dispatched variant (acc2float_kernels in kernels.h).
 void acc2float(const std::int32_t* acc, std::int64_t rows, std::int64_t channels, std::int64_t ld_acc,
                const float* multiplier, const float* bias, float* out);
 

@@ -41,6 +41,7 @@ namespace onebit {
 namespace {
 
 using Acc2BitsFn = void (*)(const Acc2BitsArgs&);
+using Acc2FloatFn = void (*)(const Acc2FloatArgs&);
 using SbgemmFn = void (*)(const SbgemmArgs&);
 
 constexpr std::int64_t kBlockBytes = 64 * 1024;  // im2col block: stays in L2 while bgemm sweeps it
@@ -187,11 +188,12 @@ void fix_block(const Bconv2dArgs& a, const Plan& p, std::int64_t p0, std::int64_
 }
 
 // The output transform of a block of rows (int32 rows were written in place by bgemm).
-void write_block(const Bconv2dArgs& a, std::int64_t p0, std::int64_t rows, const std::int32_t* acc, Acc2BitsFn to_bits) {
+void write_block(const Bconv2dArgs& a, std::int64_t p0, std::int64_t rows, const std::int32_t* acc, Acc2BitsFn to_bits,
+                 Acc2FloatFn to_float) {
   const OutputTransform& t = a.output;
   if (t.kind == OutputKind::kFloat) {
     float* out = static_cast<float*>(t.out) + p0 * a.out_channels;
-    acc2float(acc, rows, a.out_channels, a.out_channels, t.multiplier, t.bias, out);
+    to_float(Acc2FloatArgs{acc, rows, a.out_channels, a.out_channels, t.multiplier, t.bias, out});
     if (t.epilogue) t.epilogue(t.epilogue_ctx, out, p0, rows);
   } else if (t.kind == OutputKind::kBits) {
     word_t* out = static_cast<word_t*>(t.out) + p0 * grouped_words(a.out_channels, t.out_groups);
@@ -205,7 +207,7 @@ bool direct_rows(const Bconv2dArgs& a) {
   return a.kernel_h == 1 && a.kernel_w == 1 && a.stride_h == 1 && a.stride_w == 1 && a.pad_h == 0 && a.pad_w == 0;
 }
 
-void run(const Bconv2dArgs& a, BgemmFn gemm, SbgemmFn sgemm, Acc2BitsFn to_bits) {
+void run(const Bconv2dArgs& a, BgemmFn gemm, SbgemmFn sgemm, Acc2BitsFn to_bits, Acc2FloatFn to_float) {
   if (a.pixel_end <= a.pixel_begin) return;
   if (a.mode == BgemmMode::kMask && !a.sparse) throw std::invalid_argument("bconv2d: kMask needs sparse weights");
   const Plan p = make_plan(a);
@@ -248,7 +250,7 @@ void run(const Bconv2dArgs& a, BgemmFn gemm, SbgemmFn sgemm, Acc2BitsFn to_bits)
       }
     }
     fix_block(a, p, p0, rows, tap_sums, acc);
-    write_block(a, p0, rows, acc, to_bits);
+    write_block(a, p0, rows, acc, to_bits, to_float);
   }
 }
 
@@ -286,18 +288,18 @@ void bconv2d_pack_weight(const Bconv2dArgs& a, BgemmFn gemm, void* out) {
 }
 
 void bconv2d__im2col_4x4__portable(const Bconv2dArgs& a) {
-  run(a, &bgemm__4x4__portable, &sbgemm__4x8__portable, &acc2bits__portable);
+  run(a, &bgemm__4x4__portable, &sbgemm__4x8__portable, &acc2bits__portable, &acc2float__portable);
 }
 void bconv2d__im2col_3x8__avx2_nvec(const Bconv2dArgs& a) {
-  run(a, &bgemm__3x8__avx2_nvec, &sbgemm__3x8__avx2_nvec, &acc2bits__avx2);
+  run(a, &bgemm__3x8__avx2_nvec, &sbgemm__3x8__avx2_nvec, &acc2bits__avx2, &acc2float__avx2);
 }
 void bconv2d__im2col_3x64__avx2_ntab(const Bconv2dArgs& a) {
-  run(a, &bgemm__3x64__avx2_ntab, &sbgemm__3x8__avx2_nvec, &acc2bits__avx2);
+  run(a, &bgemm__3x64__avx2_ntab, &sbgemm__3x8__avx2_nvec, &acc2bits__avx2, &acc2float__avx2);
 }
 // kMask on AVX-512 CPUs runs the AVX2 sbgemm (every CPU with the AVX-512 subset onebit needs has
 // AVX2); an AVX-512 sbgemm is not written yet.
 void bconv2d__im2col_5x32__avx512_nvec(const Bconv2dArgs& a) {
-  run(a, &bgemm__5x32__avx512_nvec, &sbgemm__3x8__avx2_nvec, &acc2bits__avx512);
+  run(a, &bgemm__5x32__avx512_nvec, &sbgemm__3x8__avx2_nvec, &acc2bits__avx512, &acc2float__avx512);
 }
 
 }  // namespace onebit
