@@ -5,7 +5,7 @@
 # dir, so the normal .venv and build/ are not touched:
 #   - virtualenv  .venv-emu512 (or $ONEBIT_EMU_VENV), torch==2.13.0 CPU wheel + the dev tools
 #   - build dir   build/emu512
-#   - tests       $ONEBIT_EMU_TESTS (default: the kernel, engine and int8 tests), every ISA including
+#   - tests       $ONEBIT_EMU_TESTS (default: the kernel, engine, int8 and method-op tests), every ISA including
 #                 the emulated avx512, against the reference and PyTorch as everywhere else
 #   - ONEBIT_EMU_SANITIZE=address,undefined: the same under ASan + UBSan (build/emu512-asan, libasan
 #     preloaded, options as in scripts/test_asan.sh)
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${ONEBIT_EMU_VENV:-.venv-emu512}
-read -r -a TESTS <<< "${ONEBIT_EMU_TESTS:-tests/kernels tests/test_engine.py tests/export/test_quantize.py}"
+read -r -a TESTS <<< "${ONEBIT_EMU_TESTS:-tests/kernels tests/test_engine.py tests/export/test_quantize.py tests/export/test_method_ops.py}"
 log() { echo "[avx512-emulated] $*"; }
 
 if [ ! -f /usr/include/simde/x86/avx512.h ]; then

@@ -21,7 +21,7 @@ bool detect(Isa isa) {
 #ifdef ONEBIT_EMULATE_AVX512
       return detect(Isa::kAvx2);  // test-only build: the AVX-512 units run on SIMDe (AVX2 underneath)
 #else
-      // AVX2 too: the AVX-512 variants may call AVX2 kernels (bconv2d's kMask runs the AVX2 sbgemm).
+      // AVX2 too: the AVX-512 variants may call AVX2 kernels (the VNNI igemm hands small M to the AVX2 one).
       return detect(Isa::kAvx2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
              __builtin_cpu_supports("avx512vpopcntdq") && __builtin_cpu_supports("avx512vnni");

@@ -46,7 +46,7 @@ def test_variant_list():
 @pytest.mark.parametrize("k", EDGE_K)
 @pytest.mark.parametrize("keep", [0.0, 0.3, 1.0])
 def test_reference_matches_torch_and_variants_match_reference(k, keep):
-    for m, n in ((1, 1), (2, 7), (3, 8), (5, 9), (7, 17), (12, 40)):
+    for m, n in ((1, 1), (2, 7), (3, 8), (5, 9), (7, 17), (12, 40), (17, 16), (25, 23)):
         a, b, expected = operands(m, n, k, keep, seed=k * 31 + m)
         got = kernels.sbgemm(a, b, k, variant="reference")
         assert torch.equal(got, expected), (m, n)

@@ -296,10 +296,8 @@ void bconv2d__im2col_3x8__avx2_nvec(const Bconv2dArgs& a) {
 void bconv2d__im2col_3x64__avx2_ntab(const Bconv2dArgs& a) {
   run(a, &bgemm__3x64__avx2_ntab, &sbgemm__3x8__avx2_nvec, &acc2bits__avx2, &acc2float__avx2);
 }
-// kMask on AVX-512 CPUs runs the AVX2 sbgemm (every CPU with the AVX-512 subset onebit needs has
-// AVX2); an AVX-512 sbgemm is not written yet.
 void bconv2d__im2col_5x32__avx512_nvec(const Bconv2dArgs& a) {
-  run(a, &bgemm__5x32__avx512_nvec, &sbgemm__3x8__avx2_nvec, &acc2bits__avx512, &acc2float__avx512);
+  run(a, &bgemm__5x32__avx512_nvec, &sbgemm__8x8__avx512_nvec, &acc2bits__avx512, &acc2float__avx512);
 }
 
 }  // namespace onebit
