@@ -78,6 +78,7 @@ def test_cli_export_run_bench(tmp_path, capsys):
     assert main(["bench", path, "--threads", "1", "2", "--repeats", "2"]) == 0
     out = capsys.readouterr().out
     assert "threads 2: engine" in out and "torch FP32 resnet20" in out and "speed-up" in out
+    assert f"kernels: bitpack {onebit.kernels.dispatched_variant('bitpack')}" in out and "weights packed at load" in out
 
 
 def test_cli_bench_profile(tmp_path, capsys):

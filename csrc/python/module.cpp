@@ -361,6 +361,18 @@ NB_MODULE(_C, m) {
     }
   });
   m.def("clear_forced_isa", &clear_forced_isa);
+  m.def("dispatched_variant", [](const std::string& op) {
+    if (op == "bitpack") return std::string(select_kernel(bitpack_kernels()).variant);
+    if (op == "bgemm") return std::string(select_kernel(bgemm_kernels()).variant);
+    if (op == "bconv2d") return std::string(select_kernel(bconv2d_kernels()).variant);
+    if (op == "sbgemm") return std::string(select_kernel(sbgemm_kernels()).variant);
+    if (op == "igemm") return std::string(select_kernel(igemm_kernels()).variant);
+    if (op == "acc2bits") return std::string(select_kernel(acc2bits_kernels()).variant);
+    if (op == "acc2float") return std::string(select_kernel(acc2float_kernels()).variant);
+    if (op == "bmaxpool") return std::string(select_kernel(bmaxpool_kernels()).variant);
+    throw std::invalid_argument("unknown op '" + op +
+                                "'; valid: acc2bits, acc2float, bconv2d, bgemm, bitpack, bmaxpool, igemm, sbgemm");
+  });
   m.def("kernel_variants", [](const std::string& op) {
     if (op == "bitpack") return describe(bitpack_kernels());
     if (op == "bgemm") return describe(bgemm_kernels());

@@ -112,6 +112,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             args.error(f"--torch {ref!r} is not a zoo model")
         classes = int(engine.metadata.get("num_classes", 0)) or None
         fp32 = _zoo_model(ref, None, classes, engine.input_shape[1])[0]
+    from .kernels import dispatch_summary
+
+    print(f"{dispatch_summary()}; weights packed at load: {engine.packed_weight_bytes / 2**20:.2f} MiB", flush=True)
     saved = torch.get_num_threads()
     try:
         for t in args.threads:

@@ -20,8 +20,9 @@ from . import _C
 from .bitpack import MODES, words_for
 
 __all__ = [
-    "BGEMM_MODES", "acc2bits", "acc2float", "active_isa", "available_isas", "bconv2d", "bgemm", "bgemm_pack", "bit_thresholds",
-    "bmaxpool", "igemm", "kernel_variants", "pack", "pack_conv_weight", "sbgemm", "use_isa",
+    "BGEMM_MODES", "KERNEL_OPS", "acc2bits", "acc2float", "active_isa", "available_isas", "bconv2d", "bgemm",
+    "bgemm_pack", "bit_thresholds", "bmaxpool", "dispatch_summary", "dispatched_variant", "igemm",
+    "kernel_variants", "pack", "pack_conv_weight", "sbgemm", "use_isa",
 ]
 
 # bgemm dot-product modes (values shared with csrc/include/onebit/bgemm.h and the model file).
@@ -44,6 +45,21 @@ def available_isas() -> list[str]:
 def active_isa() -> str:
     """The highest ISA level dispatch may use now."""
     return _C.active_isa()
+
+
+KERNEL_OPS = ("bitpack", "bgemm", "bconv2d", "sbgemm", "igemm", "acc2bits", "acc2float", "bmaxpool")
+
+
+def dispatched_variant(op: str) -> str:
+    """The variant of ``op`` that dispatch runs now (the best one of the active ISA level)."""
+    return _C.dispatched_variant(op)
+
+
+def dispatch_summary() -> str:
+    """One line: the active ISA and the variant dispatch runs for each kernel op (``onebit bench``)."""
+    emulated = " [AVX-512 EMULATED: test build]" if AVX512_EMULATED else ""
+    ops = ", ".join(f"{op} {dispatched_variant(op)}" for op in KERNEL_OPS)
+    return f"ISA {active_isa()} of {available_isas()}{emulated}; kernels: {ops}"
 
 
 def kernel_variants(op: str) -> list[str]:

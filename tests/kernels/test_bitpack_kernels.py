@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from onebit import bitpack, kernels
+from onebit import _C, bitpack, kernels
 
 VARIANTS = kernels.runnable_variants("bitpack")
 EDGE_CHANNELS = [1, 63, 64, 65, 127, 128, 129, 511, 512, 513]
@@ -84,6 +84,23 @@ def test_integer_and_numpy_inputs():
 def test_non_contiguous_input():
     x = torch.randn(130, 6).t()  # (6, 130), not contiguous
     assert torch.equal(as_i64(kernels.pack(x)), as_i64(bitpack.pack(x)))
+
+
+def test_dispatched_variant_of_every_op():
+    # The variant dispatch runs: runnable, dispatchable, of the highest ISA the active level allows
+    # among that op's variants; use_isa("portable") turns every op portable.
+    for op in kernels.KERNEL_OPS:
+        table = {name: (isa, dispatch) for name, isa, dispatch in _C.kernel_variants(op)}
+        best = kernels.dispatched_variant(op)
+        assert best in kernels.runnable_variants(op) and table[best][1], op
+        order = kernels.available_isas()
+        allowed = [n for n, (isa, d) in table.items() if d and isa in order]
+        assert order.index(table[best][0]) == max(order.index(table[n][0]) for n in allowed), op
+        with kernels.use_isa("portable"):
+            assert table[kernels.dispatched_variant(op)][0] == "portable", op
+    assert kernels.dispatched_variant("bgemm") in kernels.dispatch_summary()
+    with pytest.raises(ValueError, match="unknown op"):
+        kernels.dispatched_variant("nope")
 
 
 def test_dispatch_uses_best_and_use_isa_forces():
