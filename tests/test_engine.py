@@ -66,7 +66,7 @@ def test_prepacking_can_be_turned_off(corpus, monkeypatch):
     torch.testing.assert_close(plain(x), packed(x), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", ["bireal", "groups", "maxpool_bits"])
+@pytest.mark.parametrize("name", ["bireal", "groups", "maxpool_bits", "reactnet"])  # reactnet: concat
 def test_threads_batches_and_numpy(corpus, name):
     x, y, blob = corpus[name]
     one = onebit.Engine(blob)(x.numpy())

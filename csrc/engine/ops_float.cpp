@@ -362,23 +362,30 @@ class Reshape final : public Op {
     for (int i : in_) ins_.push_back(v[i]);
   }
   void run(const RunCtx& ctx) const override {
-    for (std::int64_t n = 0; n < ctx.batch; ++n) {
-      float* y = ctx.at<float>(out_[0], n, y_.bytes());
-      if (type_ == "flatten") {
+    if (type_ == "flatten") {
+      for (std::int64_t n = 0; n < ctx.batch; ++n) {
+        float* y = ctx.at<float>(out_[0], n, y_.bytes());
         const float* x = ctx.at<const float>(in_[0], n, x_.bytes());
         const std::int64_t c = x_.c(), hw = x_.pixels();
         for (std::int64_t ch = 0; ch < c; ++ch)
           for (std::int64_t p = 0; p < hw; ++p) y[ch * hw + p] = x[p * c + ch];
-        continue;
       }
-      std::int64_t at = 0;
-      for (std::size_t k = 0; k < ins_.size(); ++k) {
-        const float* x = ctx.at<const float>(in_[k], n, ins_[k].bytes());
-        const std::int64_t c = ins_[k].c();
-        for (std::int64_t p = 0; p < y_.pixels(); ++p) std::memcpy(y + p * y_.c() + at, x + p * c, c * sizeof(float));
-        at += c;
-      }
+      return;
     }
+    // Concat: pixels of the batch split over the pool (a copy bound by memory: ReActNet-A's first
+    // concat moves 3 MB, which one thread alone took 0.2 ms for).
+    const std::int64_t pixels = y_.pixels();
+    ctx.parallel_for(ctx.batch * pixels, [&](int, std::int64_t r0, std::int64_t r1) {
+      for (std::int64_t r = r0; r < r1; ++r) {
+        const std::int64_t n = r / pixels, p = r % pixels;
+        float* y = ctx.at<float>(out_[0], n, y_.bytes()) + p * y_.c();
+        for (std::size_t k = 0; k < ins_.size(); ++k) {
+          const std::int64_t c = ins_[k].c();
+          std::memcpy(y, ctx.at<const float>(in_[k], n, ins_[k].bytes()) + p * c, c * sizeof(float));
+          y += c;
+        }
+      }
+    });
   }
 
  private:
