@@ -66,6 +66,18 @@ def sampled_configs(count, seed):
 CONFIGS = sampled_configs(42, seed=2024) + [
     dict(n=1, cg=cg, groups=1, c_out=33, h=5, w=5, k=3, stride=1, padding=1, dilation=1, mode=mode,
          pad_value=pv, seed=cg) for cg in (511, 512, 513) for mode, pv in (("xor", 0), ("and", 1))
+] + [
+    # Dense rows (bconv2d_im2col.cpp): one group and Cg < 64 dividing 64, so several taps share a word
+    # (2, 8, 16, 32 channels); 24 does not divide 64 (word-aligned taps). Kernels 3 and 5 (25 taps: a
+    # last word partly used), every padding value, stride and dilation, output channels at the ntab
+    # kernel's panel and tail edges.
+    dict(n=2, cg=cg, groups=1, c_out=c_out, h=7, w=9, k=k, stride=s, padding=k // 2, dilation=d, mode=mode,
+         pad_value=pv, seed=100 + i)
+    for i, (cg, c_out, k, s, d, mode, pv) in enumerate([
+        (32, 32, 3, 1, 1, "xor", 1), (32, 33, 3, 1, 1, "xor", 0), (32, 64, 3, 2, 1, "xor", -1),
+        (32, 70, 5, 1, 1, "and", 1), (16, 48, 3, 1, 2, "xor", 0), (16, 40, 3, 2, 1, "and", 0),
+        (8, 64, 5, 1, 1, "xor", 0), (2, 33, 3, 1, 1, "xor", -1), (24, 33, 3, 1, 1, "xor", 0),
+    ])
 ]
 
 

@@ -11,11 +11,13 @@
 namespace onebit {
 
 // kPanels, kRowTerms: bgemm. kIm2col, kAcc, kConvTerms: bconv2d (which calls bgemm and acc2bits in
-// between). kBitTerms: acc2bits. kIgemmA, kIgemmB: igemm's repacked operands.
+// between). kBitTerms: acc2bits. kIgemmA, kIgemmB: igemm's repacked operands. kDenseWeights: bconv2d's
+// weights with several taps per word (bconv2d_im2col.cpp).
 enum class ScratchSlot : int {
-  kPanels = 0, kRowTerms = 1, kIm2col = 2, kAcc = 3, kConvTerms = 4, kBitTerms = 5, kIgemmA = 6, kIgemmB = 7
+  kPanels = 0, kRowTerms = 1, kIm2col = 2, kAcc = 3, kConvTerms = 4, kBitTerms = 5, kIgemmA = 6, kIgemmB = 7,
+  kDenseWeights = 8
 };
-inline constexpr int kScratchSlots = 8;
+inline constexpr int kScratchSlots = 9;
 
 // At least `bytes` bytes, 64-byte aligned, owned by the calling thread and kept between calls:
 // no allocation (nor page faults) once a slot is large enough. The memory stays valid until the

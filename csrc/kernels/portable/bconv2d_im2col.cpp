@@ -27,9 +27,17 @@
 //     per padded tap t (bconv2d.h).
 //   * kMask runs the block-sparse sbgemm (sbgemm.h) of the variant on a.sparse[g] instead of bgemm;
 //     its result has no K in it (popcount(B) - 2 popcount(A AND B)): no k correction.
+//   * Dense rows (one group, several taps, Cg < 64 dividing 64, not kMask): a tap of Cg channels fills
+//     only Cg bits of its word, so word-aligned taps would make the GEMM pay 64 / Cg times the logical
+//     K (ReActNet-A's first 3x3 conv: Cg = 32, half of every word zero). Instead tpw = 64 / Cg taps
+//     share a word: tap t at bits (t % tpw) * Cg of word t / tpw, in the rows and in the weights alike
+//     (the weights are rearranged per call: C_out x taps words). A bit pattern per tap and
+//     popcounts over whole words are unchanged by where the taps sit, so the identities above hold
+//     with row words = ceil(taps / tpw) = words_for(K): k = K, no k correction.
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <vector>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -51,6 +59,7 @@ struct Plan {
   std::int64_t oh, ow, taps, cg, wg, og;  // wg: words per tap and group; og: outputs per group
   std::int64_t row_words, pixel_words;    // im2col row; one input pixel (all groups)
   std::int64_t k;                         // k passed to bgemm
+  std::int64_t tpw;                       // taps per word: 64 / Cg in dense rows, else 1
   std::int32_t k_fix;                     // subtracted from every output (kXor, see above)
   bool zero_pad_fix;                      // kXor, pad_value 0: subtract wsum of padded taps
   bool pad_ones;                          // padded taps are the Cg channel bits set
@@ -64,7 +73,10 @@ Plan make_plan(const Bconv2dArgs& a) {
   p.cg = a.in_channels / a.groups;
   p.wg = words_for(p.cg);
   p.og = a.out_channels / a.groups;
-  p.row_words = p.taps * p.wg;
+  const bool dense = a.groups == 1 && p.taps > 1 && p.cg < kWordBits && kWordBits % p.cg == 0 &&
+                     a.mode != BgemmMode::kMask;
+  p.tpw = dense ? kWordBits / p.cg : 1;
+  p.row_words = dense ? (p.taps + p.tpw - 1) / p.tpw : p.taps * p.wg;
   p.pixel_words = a.groups * p.wg;
   const std::int64_t k_logical = p.taps * p.cg;
   p.k = words_for(k_logical) == p.row_words ? k_logical : kWordBits * p.row_words;
@@ -157,6 +169,42 @@ void im2col(const Bconv2dArgs& a, const Plan& p, const Images& im, std::int64_t 
   }
 }
 
+// Dense rows (tpw > 1, one group, wg = pixel words = 1): the same walk as im2col, each tap's word
+// shifted to its place in the row (its bits past Cg are 0: the padding convention and the pad pattern).
+void im2col_dense(const Bconv2dArgs& a, const Plan& p, const Images& im, std::int64_t p0, std::int64_t rows,
+                  word_t* buf) {
+  const std::int64_t run_step = a.dilation_w, row_step = a.dilation_h * im.wp;
+  for (std::int64_t r = 0; r < rows;) {  // one output-row segment at a time
+    const std::int64_t px = p0 + r;
+    const std::int64_t n = px / (p.oh * p.ow), oy = px / p.ow % p.oh, ox0 = px % p.ow;
+    const std::int64_t count = std::min(rows - r, p.ow - ox0);
+    const word_t* src0 = im.base + ((n - im.n0) * im.hp + oy * a.stride_h) * im.wp + ox0 * a.stride_w;
+    for (std::int64_t i = 0; i < count; ++i) {
+      const word_t* src = src0 + i * a.stride_w;
+      word_t* dst = buf + (r + i) * p.row_words;
+      std::fill(dst, dst + p.row_words, word_t{0});
+      int shift = 0;  // tap t at bits (t % tpw) * Cg of word t / tpw, counted without divisions
+      for (std::int64_t ky = 0; ky < a.kernel_h; ++ky, src += row_step) {
+        for (std::int64_t kx = 0; kx < a.kernel_w; ++kx) {
+          *dst |= src[kx * run_step] << shift;
+          shift += static_cast<int>(p.cg);
+          if (shift == kWordBits) shift = 0, ++dst;
+        }
+      }
+    }
+    r += count;
+  }
+}
+
+// The weights in dense rows (see the header): out[o * row_words + t / tpw] holds tap t of output o.
+void dense_weights(const Bconv2dArgs& a, const Plan& p, word_t* out) {
+  for (std::int64_t o = 0; o < a.out_channels; ++o) {
+    word_t* row = out + o * p.row_words;
+    std::fill(row, row + p.row_words, word_t{0});
+    for (std::int64_t t = 0; t < p.taps; ++t) row[t / p.tpw] |= a.weight[o * p.taps + t] << (t % p.tpw * p.cg);
+  }
+}
+
 // Subtract wsum[t][:] of every padded tap t of output pixel px from its accumulator row.
 void fix_zero_padding(const Bconv2dArgs& a, const Plan& p, std::int64_t px, const std::int32_t* tap_sums,
                       std::int32_t* acc) {
@@ -228,6 +276,13 @@ void run(const Bconv2dArgs& a, BgemmFn gemm, SbgemmFn sgemm, Acc2BitsFn to_bits,
     bconv2d_tap_sums(a, ts);
     tap_sums = ts;
   }
+  const bool packed = a.packed_weight && a.packed_for == gemm;
+  const word_t* weight = a.weight;
+  if (p.tpw > 1) {  // also when packed: a bgemm reads B as it is for some shapes (few rows, last columns)
+    auto* dw = static_cast<word_t*>(scratch(ScratchSlot::kDenseWeights, sizeof(word_t) * a.out_channels * p.row_words));
+    dense_weights(a, p, dw);
+    weight = dw;
+  }
   const bool int_out = a.output.kind == OutputKind::kInt32;  // bgemm writes the output itself
   auto* acc_buf = int_out ? nullptr
                           : static_cast<std::int32_t*>(scratch(ScratchSlot::kAcc, sizeof(std::int32_t) * rows_max * a.out_channels));
@@ -236,14 +291,14 @@ void run(const Bconv2dArgs& a, BgemmFn gemm, SbgemmFn sgemm, Acc2BitsFn to_bits,
     std::int32_t* acc = int_out ? static_cast<std::int32_t*>(a.output.out) + p0 * a.out_channels : acc_buf;
     for (std::int64_t g = 0; g < a.groups; ++g) {
       const word_t* rows_a = direct ? a.x + p0 * p.pixel_words + g * p.wg : buf;
-      if (!direct) im2col(a, p, im, g, p0, rows, buf);
+      if (!direct) p.tpw > 1 ? im2col_dense(a, p, im, p0, rows, buf) : im2col(a, p, im, g, p0, rows, buf);
       const std::int64_t lda = direct ? p.pixel_words : p.row_words;
       if (a.mode == BgemmMode::kMask) {
         sgemm(SbgemmArgs{rows_a, rows, lda, a.sparse[g], acc + g * p.og, a.out_channels});
       } else {
-        BgemmArgs b{rows_a, a.weight + g * p.og * p.row_words, rows, p.og, p.k, lda, p.row_words, a.mode,
+        BgemmArgs b{rows_a, weight + g * p.og * p.row_words, rows, p.og, p.k, lda, p.row_words, a.mode,
                     acc + g * p.og, a.out_channels};
-        if (a.packed_weight && a.packed_for == gemm) {
+        if (packed) {
           b.packed_b = static_cast<const char*>(a.packed_weight) + g * a.packed_group_bytes;
         }
         gemm(b);
@@ -281,8 +336,14 @@ void bconv2d_pack_weight(const Bconv2dArgs& a, BgemmFn gemm, void* out) {
   const std::int64_t bytes = bconv2d_packed_group_bytes(a, gemm);
   if (bytes == 0) return;
   const Plan p = make_plan(a);
+  std::vector<word_t> dense;  // the rows the kernel multiplies: dense ones when taps share words
+  if (p.tpw > 1) {
+    dense.resize(static_cast<std::size_t>(a.out_channels * p.row_words));
+    dense_weights(a, p, dense.data());
+  }
+  const word_t* weight = p.tpw > 1 ? dense.data() : a.weight;
   for (std::int64_t g = 0; g < a.groups; ++g) {
-    bgemm_packing(gemm)->pack(a.weight + g * p.og * p.row_words, p.og, p.k, p.row_words,
+    bgemm_packing(gemm)->pack(weight + g * p.og * p.row_words, p.og, p.k, p.row_words,
                               static_cast<char*>(out) + g * bytes);
   }
 }
