@@ -45,6 +45,21 @@ std::vector<std::tuple<std::string, std::string, bool>> describe(const std::vect
   return out;
 }
 
+// fn(table of op) for the kernel op named `op` (kernels.inc), the same return type for every table.
+template <class Fn>
+auto with_kernel_table(const std::string& op, Fn&& fn) {
+  if (op == "bitpack") return fn(bitpack_kernels());
+  if (op == "bgemm") return fn(bgemm_kernels());
+  if (op == "bconv2d") return fn(bconv2d_kernels());
+  if (op == "sbgemm") return fn(sbgemm_kernels());
+  if (op == "igemm") return fn(igemm_kernels());
+  if (op == "acc2bits") return fn(acc2bits_kernels());
+  if (op == "acc2float") return fn(acc2float_kernels());
+  if (op == "bmaxpool") return fn(bmaxpool_kernels());
+  throw std::invalid_argument("unknown op '" + op +
+                              "'; valid: acc2bits, acc2float, bconv2d, bgemm, bitpack, bmaxpool, igemm, sbgemm");
+}
+
 std::string bitpack(FloatRows x, WordRows out, nb::object thresholds, int mode, const std::string& variant,
                     std::int64_t groups) {
   if (mode != 0 && mode != 1) throw std::invalid_argument("mode must be 0 (sign) or 1 (heaviside)");
@@ -362,28 +377,10 @@ NB_MODULE(_C, m) {
   });
   m.def("clear_forced_isa", &clear_forced_isa);
   m.def("dispatched_variant", [](const std::string& op) {
-    if (op == "bitpack") return std::string(select_kernel(bitpack_kernels()).variant);
-    if (op == "bgemm") return std::string(select_kernel(bgemm_kernels()).variant);
-    if (op == "bconv2d") return std::string(select_kernel(bconv2d_kernels()).variant);
-    if (op == "sbgemm") return std::string(select_kernel(sbgemm_kernels()).variant);
-    if (op == "igemm") return std::string(select_kernel(igemm_kernels()).variant);
-    if (op == "acc2bits") return std::string(select_kernel(acc2bits_kernels()).variant);
-    if (op == "acc2float") return std::string(select_kernel(acc2float_kernels()).variant);
-    if (op == "bmaxpool") return std::string(select_kernel(bmaxpool_kernels()).variant);
-    throw std::invalid_argument("unknown op '" + op +
-                                "'; valid: acc2bits, acc2float, bconv2d, bgemm, bitpack, bmaxpool, igemm, sbgemm");
+    return with_kernel_table(op, [](const auto& table) { return std::string(select_kernel(table).variant); });
   });
   m.def("kernel_variants", [](const std::string& op) {
-    if (op == "bitpack") return describe(bitpack_kernels());
-    if (op == "bgemm") return describe(bgemm_kernels());
-    if (op == "bconv2d") return describe(bconv2d_kernels());
-    if (op == "sbgemm") return describe(sbgemm_kernels());
-    if (op == "igemm") return describe(igemm_kernels());
-    if (op == "acc2bits") return describe(acc2bits_kernels());
-    if (op == "acc2float") return describe(acc2float_kernels());
-    if (op == "bmaxpool") return describe(bmaxpool_kernels());
-    throw std::invalid_argument("unknown op '" + op +
-                                "'; valid: acc2bits, acc2float, bconv2d, bgemm, bitpack, bmaxpool, igemm, sbgemm");
+    return with_kernel_table(op, [](const auto& table) { return describe(table); });
   });
   // Outputs are .noconvert(): nanobind would otherwise hand the kernel a converted temporary copy
   // of an array of the wrong dtype or layout, and the caller's array would silently stay unwritten.

@@ -1,5 +1,5 @@
-// Word loads and a 4x4 word transpose shared by the AVX2 bgemm units (bgemm_avx2.cpp,
-// bgemm_avx2_ntab.cpp). Include only from AVX2 translation units (compiled with -mavx2). The
+// Word loads, a 4x4 word transpose and the nibble popcount shared by the AVX2 bgemm units
+// (bgemm_avx2.cpp, bgemm_avx2_ntab.cpp, sbgemm_avx2.cpp). Include only from AVX2 translation units (compiled with -mavx2). The
 // functions have internal linkage (an unnamed namespace): each unit gets its own copy, and no weak
 // symbol that a unit without AVX2 could end up calling (cmake/check_isa_symbols.cmake).
 #pragma once
@@ -33,6 +33,32 @@ inline void transpose4(__m256i r[kWordLanes]) {
   r[1] = _mm256_permute2x128_si256(t1, t3, 0x20);
   r[2] = _mm256_permute2x128_si256(t0, t2, 0x31);
   r[3] = _mm256_permute2x128_si256(t1, t3, 0x31);
+}
+
+// The combine of each bgemm mode (bgemm.h), on whole vectors.
+struct Xor {
+  static __m256i apply(__m256i a, __m256i b) { return _mm256_xor_si256(a, b); }
+};
+struct And {
+  static __m256i apply(__m256i a, __m256i b) { return _mm256_and_si256(a, b); }
+};
+
+// Nibble popcount: vpshufb looks each byte's low 4 bits up in a 16-entry table (per 128-bit lane), so
+// popcount(byte) = table[byte & 0x0F] + table[byte >> 4]. A bitwise op commutes with the split
+// ((x op y) & 0x0F = (x & 0x0F) op (y & 0x0F)), so operands may be split once and combined per plane.
+inline __m256i popcount_table() {
+  return _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,   // popcount
+                          0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);  // of 0..15
+}
+
+struct Nibbles {
+  __m256i lo, hi;
+};
+
+inline Nibbles split(__m256i v) {
+  // vpsrlw shifts 16-bit lanes: the mask drops the bits that came in from the byte above.
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  return {_mm256_and_si256(v, low4), _mm256_and_si256(_mm256_srli_epi16(v, 4), low4)};
 }
 
 // kAnd's row term (bgemm.h): popcount of each of the m rows of A (kw words, stride lda), in the

@@ -39,23 +39,6 @@ constexpr int kNv = 2;     // panels (of 4 rows of B) per tile: 8 output columns
 // A byte counter gains at most 8 per step (4 per nibble), so 31 steps fit in 255.
 constexpr int kFlushSteps = 31;
 
-struct Xor {
-  static __m256i apply(__m256i a, __m256i b) { return _mm256_xor_si256(a, b); }
-};
-struct And {
-  static __m256i apply(__m256i a, __m256i b) { return _mm256_and_si256(a, b); }
-};
-
-struct Nibbles {
-  __m256i lo, hi;
-};
-
-inline Nibbles split(__m256i v) {
-  // vpsrlw shifts 16-bit lanes: the mask drops the bits that came in from the byte above.
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
-  return {_mm256_and_si256(v, low4), _mm256_and_si256(_mm256_srli_epi16(v, 4), low4)};
-}
-
 // Panel layout: panel q holds rows 4q..4q+3 of B (0 past n); for word w, the 4 words of its rows
 // split into nibbles: low plane at out + ((q * kw + w) * 2) * 4, high plane right after it.
 void pack_panels(const BgemmArgs& p, std::int64_t kw, word_t* out) {
@@ -89,8 +72,7 @@ void pack_panels(const BgemmArgs& p, std::int64_t kw, word_t* out) {
 template <class Combine, int kRows, int kVecs>
 void tile(const BgemmArgs& p, std::int64_t kw, std::int64_t m0, std::int64_t n0, const word_t* panels,
           const std::int64_t* row_term) {
-  const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,   // popcount
-                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);  // of 0..15
+  const __m256i table = popcount_table();
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   const word_t* a = p.a + m0 * p.lda;
   __m256i total[kRows][kVecs];  // 64-bit popcounts: lane l = column n0 + 4v + l
@@ -193,8 +175,7 @@ void run(const BgemmArgs& p, const std::int64_t* row_term) {
 // a multiple of 4) is a masked load of zero words, which add nothing to either popcount.
 template <class Combine, int kRows>
 void gemv_rows(const BgemmArgs& p, std::int64_t kw, const std::int64_t* row_term) {
-  const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
-                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i table = popcount_table();
   constexpr int kCols = 4;
   for (std::int64_t n0 = 0; n0 < p.n; n0 += kCols) {
     const int cols = static_cast<int>(std::min<std::int64_t>(kCols, p.n - n0));

@@ -336,7 +336,6 @@ template <class Combine>
 void one_word(const BgemmArgs& p, const std::int64_t* row_term) {
   const std::int64_t groups = (p.n + 7) / 8;
   auto* planes = static_cast<__m256i*>(scratch(ScratchSlot::kPanels, sizeof(__m256i) * 4 * groups));
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
   for (std::int64_t g = 0; g < groups; ++g) {
     alignas(32) word_t w[8];
     for (int j = 0; j < 8; ++j) {
@@ -344,23 +343,21 @@ void one_word(const BgemmArgs& p, const std::int64_t* row_term) {
       w[j] = col < p.n ? p.b[col * p.ldb] : 0;
     }
     for (int h = 0; h < 2; ++h) {
-      const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + 4 * h));
-      planes[4 * g + 2 * h] = _mm256_and_si256(v, low4);
-      planes[4 * g + 2 * h + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+      const Nibbles v = split(_mm256_load_si256(reinterpret_cast<const __m256i*>(w + 4 * h)));
+      planes[4 * g + 2 * h] = v.lo;
+      planes[4 * g + 2 * h + 1] = v.hi;
     }
   }
-  const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
-                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i table = popcount_table();
   const __m256i zero = _mm256_setzero_si256();
   for (std::int64_t m = 0; m < p.m; ++m) {
-    const __m256i a = _mm256_set1_epi64x(static_cast<long long>(p.a[m * p.lda]));
-    const __m256i alo = _mm256_and_si256(a, low4), ahi = _mm256_and_si256(_mm256_srli_epi16(a, 4), low4);
+    const Nibbles a = split(_mm256_set1_epi64x(static_cast<long long>(p.a[m * p.lda])));
     const __m256i t = _mm256_set1_epi32(static_cast<int>(row_term ? row_term[m] : p.k));
     std::int32_t* c = p.c + m * p.ldc;
     for (std::int64_t g = 0; g < groups; ++g) {
       __m256i pop[2];
       for (int h = 0; h < 2; ++h) {
-        const __m256i lo = Combine::apply(alo, planes[4 * g + 2 * h]), hi = Combine::apply(ahi, planes[4 * g + 2 * h + 1]);
+        const __m256i lo = Combine::apply(a.lo, planes[4 * g + 2 * h]), hi = Combine::apply(a.hi, planes[4 * g + 2 * h + 1]);
         const __m256i bytes = _mm256_add_epi8(_mm256_shuffle_epi8(table, lo), _mm256_shuffle_epi8(table, hi));
         pop[h] = _mm256_sad_epu8(bytes, zero);  // <= 64: the low 32 bits of each 64-bit lane
       }
@@ -377,21 +374,14 @@ void one_word(const BgemmArgs& p, const std::int64_t* row_term) {
     }
   }
 }
-
-struct XorOp {
-  static __m256i apply(__m256i a, __m256i b) { return _mm256_xor_si256(a, b); }
-};
-struct AndOp {
-  static __m256i apply(__m256i a, __m256i b) { return _mm256_and_si256(a, b); }
-};
 }  // namespace
 
 void bgemm__3x64__avx2_ntab(const BgemmArgs& p) {
   if (words_for(p.k) == 1 && p.m >= kMinRows) {
     if (p.mode == BgemmMode::kXor) {
-      one_word<XorOp>(p, nullptr);  // row_term = K
+      one_word<Xor>(p, nullptr);  // row_term = K
     } else {
-      one_word<AndOp>(p, row_popcounts(p.a, p.m, p.lda, 1));
+      one_word<And>(p, row_popcounts(p.a, p.m, p.lda, 1));
     }
     return;
   }

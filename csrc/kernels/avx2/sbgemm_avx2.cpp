@@ -11,6 +11,7 @@
 
 #include <algorithm>
 
+#include "avx2_words.h"
 #include "onebit/kernels.h"
 #include "onebit/scratch.h"
 
@@ -23,22 +24,20 @@ constexpr int kFlushSteps = 31;
 
 // Plane layout per live word j: [lo rows 0-3][hi rows 0-3][lo rows 4-7][hi rows 4-7], 16 words.
 void split_planes(const SparseRows& b, word_t* out) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
   const std::int64_t live = b.live_begin[b.blocks()];
   for (std::int64_t j = 0; j < live; ++j) {
     for (int v = 0; v < 2; ++v) {
-      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.data + j * 8 + v * kLanes));
+      const Nibbles w = split(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.data + j * 8 + v * kLanes)));
       word_t* d = out + j * 16 + v * 8;
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), _mm256_and_si256(w, low4));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + kLanes), _mm256_and_si256(_mm256_srli_epi16(w, 4), low4));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), w.lo);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + kLanes), w.hi);
     }
   }
 }
 
 template <int kRows>
 void tile(const SbgemmArgs& p, std::int64_t m0, std::int64_t q, const word_t* planes) {
-  const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
-                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i table = popcount_table();
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   const SparseRows& b = p.b;
   const word_t* a[kRows];
