@@ -138,6 +138,47 @@ std::int64_t plan(const std::vector<ValueDef>& values, const std::vector<int>& d
 
 Engine::Arena::~Arena() { std::free(data); }
 
+// Fusion down the chain of single readers from the producer in slot i, in the place of the chain's last op
+// (every operand is ready there, and nothing in between reads the chain's values):
+// * epilogue: a float output whose only reader is a stage (op.h) -- not the graph output -- takes that
+//   stage in; an add's other operand must have the output's shape (then z's tile is y's tile);
+// * max-pool (fused_pool.cpp): a producer that computes any run of its output pixels on its own
+//   (accepts_pool) and whose output's only reader is a maxpool runs as one op with it, which never
+//   stores the producer's output and takes further stages in (a BN after the pool).
+void Engine::fuse_chain(int i, std::vector<std::unique_ptr<engine::Op>>& ops, std::vector<int>& origin,
+                        const std::vector<int>& readers) const {
+  const int nops = static_cast<int>(ops.size());
+  for (int at = i;;) {
+    const int v = ops[at]->outputs()[0];
+    if (v == graph_.output || readers[v] != 1) return;
+    int j = at + 1;
+    while (j < nops && !(ops[j] && std::count(ops[j]->inputs().begin(), ops[j]->inputs().end(), v))) ++j;
+    if (j == nops) return;
+    const std::vector<int>& ins = ops[j]->inputs();
+    if (ops[j]->max_pool() && ops[at]->accepts_pool() && ins.size() == 1) {
+      OpDef d;
+      d.type = graph_.ops[i].type, d.name = graph_.ops[i].name, d.inputs = ops[at]->inputs(), d.outputs = ops[j]->outputs();
+      ops[j] = engine::make_fused_pool(d, graph_.values, std::move(ops[at]), std::move(ops[j]));
+    } else {
+      if (!ops[at]->accepts_stages() || !ops[j]->is_stage() || graph_.values[ops[j]->outputs()[0]].shape != graph_.values[v].shape)
+        return;
+      int z = -1;
+      if (ins.size() == 2) {
+        z = ins[0] == v ? ins[1] : ins[0];
+        if (z == v || (!ops[j]->stage_commutes() && ins[0] != v) || graph_.values[z].kind != ValueKind::kFloat ||
+            graph_.values[z].shape != graph_.values[v].shape)
+          return;
+      } else if (ins.size() != 1) {
+        return;
+      }
+      ops[at]->fuse(std::move(ops[j]), z);
+      ops[j] = std::move(ops[at]);
+    }
+    origin[j] = i;
+    at = j;
+  }
+}
+
 Engine::Engine(GraphDef graph, int num_threads) : graph_(std::move(graph)), num_threads_(std::max(1, num_threads)) {
   const int nv = static_cast<int>(graph_.values.size());
   if (graph_.input < 0 || graph_.input >= nv || graph_.output < 0 || graph_.output >= nv) {
@@ -169,39 +210,13 @@ Engine::Engine(GraphDef graph, int num_threads) : graph_(std::move(graph)), num_
     ops.push_back(std::move(op));
   }
   if (def[graph_.output] == INT32_MAX) throw std::invalid_argument("engine: the output is never computed");
-  // Epilogue fusion: a producer's float output whose only reader is a stage (op.h) -- not the graph
-  // output -- takes that stage in, and so on down the chain. The fused op runs in the place of its
-  // last stage (every operand is ready there, and nothing in between reads the chain's values); an
-  // add's other operand must have the output's shape (then z's tile is y's tile).
-  // ONEBIT_ENGINE_FUSE=0 (read at load) turns it off, to compare fused and unfused runs (tests).
+  // Fusion at load (fuse_chain). ONEBIT_ENGINE_FUSE=0 turns it off, to compare fused and unfused runs (tests).
   const char* fuse_env = std::getenv("ONEBIT_ENGINE_FUSE");
   const bool fuse = !(fuse_env && std::strcmp(fuse_env, "0") == 0);
   std::vector<int> origin(nops);  // per slot: the graph index of the op there (its producer's when fused)
   for (int i = 0; i < nops; ++i) origin[i] = i;
   for (int i = 0; fuse && i < nops; ++i) {
-    if (!ops[i] || origin[i] != i || !ops[i]->accepts_stages()) continue;
-    int at = i;  // the slot the fused op will run in
-    for (;;) {
-      const int v = ops[at]->outputs()[0];
-      if (v == graph_.output || readers[v] != 1) break;
-      int j = at + 1;
-      while (j < nops && !(ops[j] && std::count(ops[j]->inputs().begin(), ops[j]->inputs().end(), v))) ++j;
-      if (j == nops || !ops[j]->is_stage() || graph_.values[ops[j]->outputs()[0]].shape != graph_.values[v].shape) break;
-      const std::vector<int>& ins = ops[j]->inputs();
-      int z = -1;
-      if (ins.size() == 2) {
-        z = ins[0] == v ? ins[1] : ins[0];
-        if (z == v || (!ops[j]->stage_commutes() && ins[0] != v) || graph_.values[z].kind != ValueKind::kFloat ||
-            graph_.values[z].shape != graph_.values[v].shape)
-          break;
-      } else if (ins.size() != 1) {
-        break;
-      }
-      ops[at]->fuse(std::move(ops[j]), z);
-      ops[j] = std::move(ops[at]);
-      origin[j] = i;
-      at = j;
-    }
+    if (ops[i] && origin[i] == i && (ops[i]->accepts_stages() || ops[i]->accepts_pool())) fuse_chain(i, ops, origin, readers);
   }
   // The op list to run (graph index of each), lifetimes and the arena plan.
   std::fill(def.begin(), def.end(), INT32_MAX);

@@ -48,6 +48,17 @@ struct ConvGeom {
   std::int64_t k[2], s[2], dil[2], pt, pl, g;
 };
 
+// A pooling window's geometry (maxpool, avgpool; a producer fused with a max-pool): kernel, stride,
+// top / left padding (h, w). Output row oh reads the input rows [h0, h1) of `rows`: its window clipped
+// to the input (empty when the window lies in the padding).
+struct PoolGeom {
+  std::int64_t k[2], s[2], p[2];
+  void rows(std::int64_t H, std::int64_t oh, std::int64_t* h0, std::int64_t* h1) const {
+    *h0 = std::max<std::int64_t>(oh * s[0] - p[0], 0);
+    *h1 = std::min(oh * s[0] - p[0] + k[0], H);
+  }
+};
+
 class Op {
  public:
   Op(const OpDef& def, const std::vector<ValueDef>& values);
@@ -81,6 +92,19 @@ class Op {
   // stage's output value and reads z too.
   void fuse(std::unique_ptr<Op> stage, int z);
   std::size_t fused_stages() const { return stages_.size(); }
+
+  // Max-pool fusion (Engine::Engine, at load; fused_pool.cpp). A maxpool op gives its geometry here.
+  virtual const PoolGeom* max_pool() const { return nullptr; }
+  // A producer that can compute any run of its output pixels on its own (the results of a pixel never
+  // depend on which others are computed with it): compute_pixels writes pixels [p0, p0 + count) of
+  // sample n, every channel, its fused stages applied, to y (row stride y_.c()), using thread t's
+  // scratch (scratch_bytes()). FusedPool then max-pools rows of its output as it computes them,
+  // and the full-size output is never written.
+  virtual bool accepts_pool() const { return false; }
+  // Once per run before any compute_pixels (may use ctx.parallel_for): per-sample preparation.
+  virtual void prepare_pixels(const RunCtx& /*ctx*/) const {}
+  virtual void compute_pixels(const RunCtx& /*ctx*/, int /*t*/, std::int64_t /*n*/, std::int64_t /*p0*/,
+                              std::int64_t /*count*/, float* /*y*/) const {}
 
  protected:
   // The fused stages on a tile of this op's output: rows starting at flat pixel `pixel` (sample-major
@@ -245,6 +269,15 @@ std::unique_ptr<Op> make_elastic_op(const OpDef& def, const std::vector<ValueDef
 std::unique_ptr<Op> make_sparse_op(const OpDef& def, const std::vector<ValueDef>& values);
 // Int8-quantized float layers (ops_quant.cpp): qconv2d, qlinear.
 std::unique_ptr<Op> make_quantized_op(const OpDef& def, const std::vector<ValueDef>& values);
+// A producer (accepts_pool) and the maxpool that is the only reader of its output, as one op
+// (fused_pool.cpp).
+// def: the fused op's name, type, inputs (the producer's) and output (the pool's).
+std::unique_ptr<Op> make_fused_pool(const OpDef& def, const std::vector<ValueDef>& values, std::unique_ptr<Op> producer,
+                                    std::unique_ptr<Op> pool);
+// Max-pool output row oh of one sample (y.w() x y.c() floats at out) from the input rows of its window,
+// rows[ih - h0] = input row ih (x.w() x x.c() floats) for [h0, h1) of g.rows (ops_float.cpp).
+void max_pool_row(const PoolGeom& g, const ValueDef& x, const ValueDef& y, std::int64_t oh, const float* const* rows,
+                  float* out);
 
 // Run fn(t, begin, end) over [0, n) split into at most num_threads contiguous chunks on the pool of the
 // Engine::run in progress on this thread (current_pool()); t indexes its scratch. Prefer

@@ -295,63 +295,93 @@ MaxIntoFn max_into_for_isa() {  // once per op run: active_isa() is not free per
   return &max_into_plain;
 }
 
+}  // namespace
+
+// Max-pool output row oh: per output column, -inf, then max_into over the window's rows (ih outer) and
+// columns (iw inner) clipped to the input, so the same order of taps (and NaN / signed zero winners)
+// wherever the input rows come from.
+void max_pool_row(const PoolGeom& g, const ValueDef& x, const ValueDef& y, std::int64_t oh, const float* const* rows,
+                  float* out) {
+  const MaxIntoFn max_into = max_into_for_isa();
+  const std::int64_t c = x.c(), W = x.w();
+  std::int64_t h0, h1;
+  g.rows(x.h(), oh, &h0, &h1);
+  for (std::int64_t ow = 0; ow < y.w(); ++ow) {
+    const std::int64_t w0 = std::max<std::int64_t>(ow * g.s[1] - g.p[1], 0);
+    const std::int64_t w1 = std::min({ow * g.s[1] - g.p[1] + g.k[1], W + g.p[1], W});
+    float* yo = out + ow * c;
+    std::fill(yo, yo + c, -std::numeric_limits<float>::infinity());
+    for (std::int64_t ih = h0; ih < h1; ++ih) {
+      for (std::int64_t iw = w0; iw < w1; ++iw) max_into(yo, rows[ih - h0] + iw * c, c);
+    }
+  }
+}
+
+namespace {
+
 // maxpool, avgpool (torch's divisor rules), global_avgpool.
 class Pool final : public Op {
  public:
   Pool(const OpDef& d, const std::vector<ValueDef>& v) : Op(d, v), max_(type_ == "maxpool") {
     if (type_ == "global_avgpool") {
-      k_[0] = x_.h(), k_[1] = x_.w(), s_[0] = s_[1] = 1, p_[0] = p_[1] = 0;
+      g_ = PoolGeom{{x_.h(), x_.w()}, {1, 1}, {0, 0}};
       return;
     }
     for (int i = 0; i < 2; ++i) {
-      k_[i] = int_attr(d, "kernel", i);
-      s_[i] = int_attr(d, "stride", i);
-      p_[i] = int_attr(d, "padding", i);
+      g_.k[i] = int_attr(d, "kernel", i);
+      g_.s[i] = int_attr(d, "stride", i);
+      g_.p[i] = int_attr(d, "padding", i);
     }
     if (type_ == "avgpool") include_pad_ = int_attr(d, "count_include_pad") != 0;
   }
+  const PoolGeom* max_pool() const override { return max_ ? &g_ : nullptr; }
+
   void run(const RunCtx& ctx) const override {
-    const MaxIntoFn max_into = max_into_for_isa();
     ctx.parallel_for(ctx.batch * y_.h(), [&](int, std::int64_t r0, std::int64_t r1) {
-      for (std::int64_t r = r0; r < r1; ++r) row(ctx, r / y_.h(), r % y_.h(), max_into);
+      std::vector<const float*> rows(g_.k[0]);
+      for (std::int64_t r = r0; r < r1; ++r) {
+        const std::int64_t n = r / y_.h(), oh = r % y_.h();
+        const float* x = ctx.at<const float>(in_[0], n, x_.bytes());
+        float* y = ctx.at<float>(out_[0], n, y_.bytes()) + oh * y_.w() * y_.c();
+        if (!max_) {
+          avg_row(x, oh, y);
+          continue;
+        }
+        std::int64_t h0, h1;
+        g_.rows(x_.h(), oh, &h0, &h1);
+        for (std::int64_t ih = h0; ih < h1; ++ih) rows[ih - h0] = x + ih * x_.w() * x_.c();
+        max_pool_row(g_, x_, y_, oh, rows.data(), y);
+      }
     });
   }
 
  private:
-  // Output row oh of sample n.
-  void row(const RunCtx& ctx, std::int64_t n, std::int64_t oh, MaxIntoFn max_into) const {
+  // Output row oh of an average pool (torch's divisor rules) of one sample.
+  void avg_row(const float* x, std::int64_t oh, float* y) const {
     const std::int64_t c = x_.c(), H = x_.h(), W = x_.w();
-    const float* x = ctx.at<const float>(in_[0], n, x_.bytes());
-    float* y = ctx.at<float>(out_[0], n, y_.bytes());
     for (std::int64_t ow = 0; ow < y_.w(); ++ow) {
-      std::int64_t h0 = oh * s_[0] - p_[0], w0 = ow * s_[1] - p_[1];
-      std::int64_t h1 = std::min(h0 + k_[0], H + p_[0]), w1 = std::min(w0 + k_[1], W + p_[1]);
+      std::int64_t h0 = oh * g_.s[0] - g_.p[0], w0 = ow * g_.s[1] - g_.p[1];
+      std::int64_t h1 = std::min(h0 + g_.k[0], H + g_.p[0]), w1 = std::min(w0 + g_.k[1], W + g_.p[1]);
       const std::int64_t padded = (h1 - h0) * (w1 - w0);
       h0 = std::max<std::int64_t>(h0, 0), w0 = std::max<std::int64_t>(w0, 0);
       h1 = std::min(h1, H), w1 = std::min(w1, W);
       const float div = static_cast<float>(include_pad_ ? padded : (h1 - h0) * (w1 - w0));
-      float* yo = y + (oh * y_.w() + ow) * c;
+      float* yo = y + ow * c;
       // Taps outer, channels inner (contiguous, vectorized); the same per-channel order of taps as
       // a channel-outer loop, so the same sums.
-      std::fill(yo, yo + c, max_ ? -std::numeric_limits<float>::infinity() : 0.0f);
+      std::fill(yo, yo + c, 0.0f);
       for (std::int64_t ih = h0; ih < h1; ++ih) {
         for (std::int64_t iw = w0; iw < w1; ++iw) {
           const float* xi = x + (ih * W + iw) * c;
-          if (max_) {
-            max_into(yo, xi, c);
-          } else {
-            for (std::int64_t ch = 0; ch < c; ++ch) yo[ch] += xi[ch];
-          }
+          for (std::int64_t ch = 0; ch < c; ++ch) yo[ch] += xi[ch];
         }
       }
-      if (!max_) {
-        for (std::int64_t ch = 0; ch < c; ++ch) yo[ch] /= div;
-      }
+      for (std::int64_t ch = 0; ch < c; ++ch) yo[ch] /= div;
     }
   }
 
   bool max_;
-  std::int64_t k_[2], s_[2], p_[2];
+  PoolGeom g_{};
   bool include_pad_ = true;
 };
 

@@ -205,13 +205,34 @@ class QConv2d final : public Quantized {
     const QuantFns f = quant_fns();
     quantize_input(ctx, f, x_.pixels(), x_.c(), x_.c());
     tiles_.for_each(ctx, [&](int t, std::int64_t n, std::int64_t p0, std::int64_t rows, std::int64_t g, std::int64_t cg0,
-                             std::int64_t cols) { tile(ctx, f, t, n, p0, rows, g, cg0, cols); });
+                             std::int64_t cols) {
+      tile(ctx, f, t, n, p0, rows, g, cg0, cols, ctx.at<float>(out_[0], n, y_.bytes()) + p0 * y_.c());
+    });
+  }
+
+  // Max-pool fusion (op.h): every output value is exact integer sums and per-element float steps, so
+  // any run of pixels, in tiles of the same size, gives the values run() gives.
+  bool accepts_pool() const override { return true; }
+  void prepare_pixels(const RunCtx& ctx) const override { quantize_input(ctx, quant_fns(), x_.pixels(), x_.c(), x_.c()); }
+  void compute_pixels(const RunCtx& ctx, int t, std::int64_t n, std::int64_t p0, std::int64_t count,
+                      float* y) const override {
+    const QuantFns f = quant_fns();
+    for (std::int64_t q = 0; q < count; q += tiles_.rows) {
+      const std::int64_t rows = std::min(tiles_.rows, count - q);
+      for (std::int64_t g = 0; g < g_; ++g) {
+        for (std::int64_t cg0 = 0; cg0 < cout_g_; cg0 += tiles_.cols)
+          tile(ctx, f, t, n, p0 + q, rows, g, cg0, std::min(tiles_.cols, cout_g_ - cg0), y + q * y_.c());
+      }
+    }
   }
 
  private:
+  // Pixels [p0, p0 + rows) of sample n, channels [cg0, cg0 + cols) of group g, to y (pixel p0's first
+  // channel; row stride y_.c()).
   void tile(const RunCtx& ctx, const QuantFns& f, int t, std::int64_t n, std::int64_t p0, std::int64_t rows,
-            std::int64_t g, std::int64_t cg0, std::int64_t cols) const {
+            std::int64_t g, std::int64_t cg0, std::int64_t cols, float* y) const {
     const std::int64_t c0 = g * cout_g_ + cg0;
+    y += c0;
     const float sx = *amax(ctx, n);
     const std::int16_t* q = quantized(ctx, n);
     auto* a = reinterpret_cast<std::int16_t*>(ctx.thread_scratch(t));
@@ -220,7 +241,6 @@ class QConv2d final : public Quantized {
                 [](std::int16_t* d, const std::int16_t* s, std::int64_t n) { copy_run(d, s, n); });
     for (std::int64_t r = 0; r < rows; ++r) std::fill(a + r * lda_ + k_, a + r * lda_ + kp_, std::int16_t{0});
     f.igemm(IgemmArgs{a, rows, lda_, panels(g, cg0), cols, k_, acc, cols});
-    float* y = ctx.at<float>(out_[0], n, y_.bytes()) + p0 * y_.c() + c0;
     for (std::int64_t r = 0; r < rows; ++r) f.transform(acc + r * cols, cols, sx, &scale_[c0], &bias_[c0], y + r * y_.c());
     run_stages(ctx, n * y_.pixels() + p0, y, rows, y_.c(), c0, cols);
   }

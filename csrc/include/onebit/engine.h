@@ -52,10 +52,13 @@ class Engine {
   };
   std::unique_ptr<Arena> borrow(std::size_t bytes) const;
   void give_back(std::unique_ptr<Arena> arena) const;
+  // Load-time fusion of the chain of single readers from the producer in slot i (engine.cpp).
+  void fuse_chain(int i, std::vector<std::unique_ptr<engine::Op>>& ops, std::vector<int>& origin,
+                  const std::vector<int>& readers) const;
 
   GraphDef graph_;
   int num_threads_;
-  std::vector<std::unique_ptr<engine::Op>> ops_;  // after epilogue fusion (fewer than graph_.ops)
+  std::vector<std::unique_ptr<engine::Op>> ops_;  // after fusion (fewer than graph_.ops)
   std::vector<int> graph_index_;                   // per op of ops_: its index in graph_.ops
   std::unique_ptr<engine::ThreadPool> threads_;
   std::vector<std::int64_t> offsets_;  // per-sample byte offset of every value in the arena
