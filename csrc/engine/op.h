@@ -48,6 +48,16 @@ struct ConvGeom {
   std::int64_t k[2], s[2], dil[2], pt, pl, g;
 };
 
+// Per-channel elementwise float loops (elementwise.cpp), vectorized for the active ISA; the same float
+// operations whatever the ISA. rows x n floats (row stride ld) of x [and z] -> y (y may be x).
+enum EwKind { kAffine, kAffineFma, kRelu, kHardtanh, kPrelu, kRprelu, kAdd };
+struct EwParams {
+  EwKind kind;
+  const float *a, *b, *s;  // per channel, offset to the tile's first channel (affine: scale, shift;
+                           // prelu: slope; rprelu: slope, shift_in, shift_out)
+  float lo, hi;            // hardtanh
+};
+
 // A pooling window's geometry (maxpool, avgpool; a producer fused with a max-pool): kernel, stride,
 // top / left padding (h, w). Output row oh reads the input rows [h0, h1) of `rows`: its window clipped
 // to the input (empty when the window lies in the padding).
@@ -88,6 +98,9 @@ class Op {
   virtual void stage(float* /*y*/, const float* /*z*/, std::int64_t /*rows*/, std::int64_t /*ld*/, std::int64_t /*c0*/,
                      std::int64_t /*n*/) const {}
   virtual bool accepts_stages() const { return false; }
+  // A stage that is one EwKind op gives its parameters for channels from c0 here (then run_stages
+  // runs the whole chain in one pass, ew_chain); false: run_stages calls stage().
+  virtual bool stage_params(std::int64_t /*c0*/, EwParams* /*p*/) const { return false; }
   // Append `stage` (reading the current output and, for add, value z >= 0): this op then writes the
   // stage's output value and reads z too.
   void fuse(std::unique_ptr<Op> stage, int z);
@@ -109,8 +122,9 @@ class Op {
  protected:
   // The fused stages on a tile of this op's output: rows starting at flat pixel `pixel` (sample-major
   // over the batch), channels [c0, c0 + n), y = the tile's first element, row stride ld.
+  // `first`: an op of the producer's own run before the stages (a binary layer's BN), or nullptr.
   void run_stages(const RunCtx& ctx, std::int64_t pixel, float* y, std::int64_t rows, std::int64_t ld, std::int64_t c0,
-                  std::int64_t n) const;
+                  std::int64_t n, const EwParams* first = nullptr) const;
   std::vector<std::unique_ptr<Op>> stages_;
   std::vector<int> stage_z_;  // per stage: the second operand's value, or -1
 
@@ -130,16 +144,16 @@ class Op {
   ValueDef x_, y_;  // first input, output
 };
 
-// Per-channel elementwise float loops (ops_float.cpp), vectorized for the active ISA; the same float
-// operations whatever the ISA. rows x n floats (row stride ld) of x [and z] -> y (y may be x).
-enum EwKind { kAffine, kAffineFma, kRelu, kHardtanh, kPrelu, kRprelu, kAdd };
-struct EwParams {
-  EwKind kind;
-  const float *a, *b, *s;  // per channel, offset to the tile's first channel (affine: scale, shift;
-                           // prelu: slope; rprelu: slope, shift_in, shift_out)
-  float lo, hi;            // hardtanh
-};
 void ew_apply(const EwParams& p, const float* x, const float* z, float* y, std::int64_t rows, std::int64_t ld,
+              std::int64_t n);
+// A chain of such ops in one pass (elementwise.cpp): x -> op 0 -> op 1 ... -> y (y may be x), z of op k
+// at stages[k].z (the tile's first element, row stride ld; nullptr when it has none). The values of
+// ew_apply op after op.
+struct EwStage {
+  EwParams p;
+  const float* z;
+};
+void ew_chain(const EwStage* stages, int count, const float* x, float* y, std::int64_t rows, std::int64_t ld,
               std::int64_t n);
 
 // One im2col row of a float-input conv (conv2d, qconv2d; geometry from Op::conv_geom), for any element

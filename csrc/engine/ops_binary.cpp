@@ -41,8 +41,10 @@ struct Transform {
 
   // `rows` rows of `n` floats (row stride ld) for channels [c0, c0 + n): the BN stage in place.
   void bn_stage(float* y, std::int64_t rows, std::int64_t n, std::int64_t ld, std::int64_t c0) const {
-    if (!bn) return;
-    ew_apply(EwParams{kAffineFma, bn_scale.data() + c0, bn_shift.data() + c0, nullptr, 0, 0}, y, nullptr, y, rows, ld, n);
+    if (bn) ew_apply(bn_params(c0), y, nullptr, y, rows, ld, n);
+  }
+  EwParams bn_params(std::int64_t c0) const {
+    return EwParams{kAffineFma, bn_scale.data() + c0, bn_shift.data() + c0, nullptr, 0, 0};
   }
 };
 
@@ -174,8 +176,9 @@ class BConv2d final : public BinaryBase {
   static void epilogue(const void* p, float* y, std::int64_t first, std::int64_t rows) {
     const auto& e = *static_cast<const Epilogue*>(p);
     const std::int64_t c = e.op->y_.c();
-    e.op->t_.bn_stage(y, rows, c, c, 0);
-    e.op->run_stages(*e.ctx, e.pixel0 + first, y, rows, c, 0, c);
+    if (!e.op->t_.bn) return e.op->run_stages(*e.ctx, e.pixel0 + first, y, rows, c, 0, c);
+    const EwParams bn = e.op->t_.bn_params(0);
+    e.op->run_stages(*e.ctx, e.pixel0 + first, y, rows, c, 0, c, &bn);
   }
 
   void regroup(const word_t* x, word_t* out) const { regroup_words(x, x_.pixels(), x_.c(), args_.groups, out); }

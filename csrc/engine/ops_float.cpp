@@ -28,112 +28,6 @@
 namespace onebit::engine {
 namespace {
 
-// Per-pixel elementwise ops with per-channel parameters: channel = index % C. The loops are compiled
-// twice, plain (SSE2) and for AVX2 + FMA (a target attribute; taken when the active ISA is AVX2 or
-// higher); both do the same float operations in the same order, so the results are identical (an
-// FMA instruction and std::fma round once, the same way). `#pragma GCC ivdep`: each element depends
-// on its own inputs only, so in-place calls (x == y: fused stages) vectorize too.
-
-#define ONEBIT_EW_LOOP(expr)                                                             \
-  for (std::int64_t r = 0; r < rows; ++r) {                                              \
-    const float* xr = x + r * ld;                                                        \
-    const float* zr = z ? z + r * ld : nullptr;                                          \
-    float* yr = y + r * ld;                                                              \
-    _Pragma("GCC ivdep") for (std::int64_t ch = 0; ch < n; ++ch) yr[ch] = (expr);        \
-    (void)zr;                                                                            \
-  }
-
-template <EwKind K>
-[[gnu::always_inline]] inline void ew_loop(const EwParams& p, const float* x, const float* z, float* y,
-                                           std::int64_t rows, std::int64_t ld, std::int64_t n) {
-  const float *a = p.a, *b = p.b, *s = p.s;
-  const float lo = p.lo, hi = p.hi;
-  (void)a, (void)b, (void)s, (void)lo, (void)hi;
-  if constexpr (K == kAdd) {
-    ONEBIT_EW_LOOP(xr[ch] + zr[ch])
-  } else if constexpr (K == kAffine) {
-    ONEBIT_EW_LOOP(xr[ch] * a[ch] + b[ch])
-  } else if constexpr (K == kAffineFma) {
-    ONEBIT_EW_LOOP(std::fma(xr[ch], a[ch], b[ch]))
-  } else if constexpr (K == kRelu) {  // NaN -> 0 differs from torch; NaN never reaches a model here
-    ONEBIT_EW_LOOP(xr[ch] > 0.0f ? xr[ch] : 0.0f)
-  } else if constexpr (K == kHardtanh) {
-    ONEBIT_EW_LOOP(std::min(std::max(xr[ch], lo), hi))
-  } else if constexpr (K == kPrelu) {
-    // Both sides computed, then a select: no load under a branch, so the loop vectorizes (a scalar
-    // loop branches on the sign, mispredicted half the time). Same values.
-    ONEBIT_EW_LOOP(({ const float v = xr[ch], m = a[ch] * v; v > 0.0f ? v : m; }))
-  } else {  // rprelu: prelu(x - shift_in) + shift_out
-    ONEBIT_EW_LOOP(({ const float t = xr[ch] - b[ch], m = a[ch] * t; (t > 0.0f ? t : m) + s[ch]; }))
-  }
-}
-#undef ONEBIT_EW_LOOP
-
-[[gnu::always_inline]] inline void ew_switch(const EwParams& p, const float* x, const float* z, float* y,
-                                             std::int64_t rows, std::int64_t ld, std::int64_t n) {
-  switch (p.kind) {
-    case kAdd: return ew_loop<kAdd>(p, x, z, y, rows, ld, n);
-    case kAffine: return ew_loop<kAffine>(p, x, z, y, rows, ld, n);
-    case kAffineFma: return ew_loop<kAffineFma>(p, x, z, y, rows, ld, n);
-    case kRelu: return ew_loop<kRelu>(p, x, z, y, rows, ld, n);
-    case kHardtanh: return ew_loop<kHardtanh>(p, x, z, y, rows, ld, n);
-    case kPrelu: return ew_loop<kPrelu>(p, x, z, y, rows, ld, n);
-    default: return ew_loop<kRprelu>(p, x, z, y, rows, ld, n);
-  }
-}
-
-void ew_plain(const EwParams& p, const float* x, const float* z, float* y, std::int64_t rows, std::int64_t ld,
-              std::int64_t n) {
-  ew_switch(p, x, z, y, rows, ld, n);
-}
-
-#if defined(__x86_64__) || defined(__i386__)
-// prelu / rprelu by hand: GCC does not if-convert the select (it stays a branch on the sign, which
-// mispredicts). t = x - shift_in (rprelu), r = t > 0 ? t : slope * t (ordered compare: NaN -> slope * t,
-// as the C++ expression), + shift_out (rprelu): the same operations as the scalar tail.
-template <bool R>
-[[gnu::target("avx2,fma"), gnu::always_inline]] inline void prelu_avx2(const EwParams& p, const float* x, float* y,
-                                                                       std::int64_t rows, std::int64_t ld, std::int64_t n) {
-  const __m256 zero = _mm256_setzero_ps();
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * ld;
-    float* yr = y + r * ld;
-    std::int64_t ch = 0;
-    for (; ch + 8 <= n; ch += 8) {
-      __m256 t = _mm256_loadu_ps(xr + ch);
-      if (R) t = _mm256_sub_ps(t, _mm256_loadu_ps(p.b + ch));
-      const __m256 m = _mm256_mul_ps(_mm256_loadu_ps(p.a + ch), t);
-      __m256 v = _mm256_blendv_ps(m, t, _mm256_cmp_ps(t, zero, _CMP_GT_OQ));
-      if (R) v = _mm256_add_ps(v, _mm256_loadu_ps(p.s + ch));
-      _mm256_storeu_ps(yr + ch, v);
-    }
-    for (; ch < n; ++ch) {
-      const float t = R ? xr[ch] - p.b[ch] : xr[ch], m = p.a[ch] * t;
-      yr[ch] = R ? (t > 0.0f ? t : m) + p.s[ch] : (t > 0.0f ? t : m);
-    }
-  }
-}
-
-[[gnu::target("avx2,fma")]] void ew_avx2(const EwParams& p, const float* x, const float* z, float* y,
-                                         std::int64_t rows, std::int64_t ld, std::int64_t n) {
-  if (p.kind == kPrelu) return prelu_avx2<false>(p, x, y, rows, ld, n);
-  if (p.kind == kRprelu) return prelu_avx2<true>(p, x, y, rows, ld, n);
-  ew_switch(p, x, z, y, rows, ld, n);
-}
-#endif
-
-}  // namespace
-
-void ew_apply(const EwParams& p, const float* x, const float* z, float* y, std::int64_t rows, std::int64_t ld,
-              std::int64_t n) {
-#if defined(__x86_64__) || defined(__i386__)
-  if (active_isa() >= Isa::kAvx2) return ew_avx2(p, x, z, y, rows, ld, n);
-#endif
-  ew_plain(p, x, z, y, rows, ld, n);
-}
-
-namespace {
-
 class Elementwise final : public Op {
  public:
   Elementwise(const OpDef& d, const std::vector<ValueDef>& v) : Op(d, v) {
@@ -171,6 +65,10 @@ class Elementwise final : public Op {
   bool is_stage() const override { return true; }
   void stage(float* y, const float* z, std::int64_t rows, std::int64_t ld, std::int64_t c0, std::int64_t n) const override {
     ew_apply(params(c0), y, z, y, rows, ld, n);
+  }
+  bool stage_params(std::int64_t c0, EwParams* p) const override {
+    *p = params(c0);
+    return true;
   }
 
  private:

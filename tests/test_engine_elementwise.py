@@ -1,0 +1,96 @@
+"""Per-channel elementwise ops and their one-pass chains (csrc/engine/elementwise.cpp).
+
+Every ISA does the same float operations in the same order, so engine outputs are bit-identical across
+ISAs (the binary kernels are exact, the float GEMM is the same BLAS whatever the ISA). The AVX2 chain
+works 64 and 8 channels at a time with a scalar tail: channel counts around those edges, every stage
+kind, chains of several stages after float and binary producers and after a fused max-pool.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import onebit
+from onebit.export import export
+from onebit.kernels import available_isas, use_isa
+from onebit.nn import RPReLU
+from export.toy_models import CORPUS, build
+
+
+def close(y, z, rel: float = 1e-4) -> bool:
+    y, z = torch.as_tensor(y), torch.as_tensor(z)
+    return y.shape == z.shape and bool((y - z).abs().max() <= rel * y.abs().max().clamp_min(1e-6))
+
+
+class Chains(nn.Module):
+    """conv -> BN -> + x -> RPReLU -> hardtanh; conv -> affine-free BN -> PReLU -> ReLU; all fused stages."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.act1 = RPReLU(c)
+        self.clip = nn.Hardtanh(-0.7, 0.9)
+        self.conv2 = nn.Conv2d(c, c, 1)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.act2 = nn.PReLU(c)
+        self.pool = nn.MaxPool2d(2)
+        self.bn3 = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        y = self.clip(self.act1(self.bn1(self.conv1(x)) + x))
+        y = torch.relu(self.act2(self.bn2(self.conv2(y))))
+        return self.bn3(self.pool(y))
+
+
+def chains(c: int, seed: int = 0):
+    torch.manual_seed(seed)
+    model = Chains(c).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.3, 0.3), m.running_var.uniform_(0.5, 2.0), m.weight.uniform_(-1, 1)
+            if isinstance(m, (RPReLU, nn.PReLU)):
+                for p in m.parameters():
+                    p.uniform_(-0.5, 0.5)
+    return model, torch.randn(2, c, 6, 5)
+
+
+CHANNELS = [1, 7, 8, 9, 63, 64, 65, 72, 136]
+
+
+@pytest.mark.parametrize("quantize", [None, "int8"])
+@pytest.mark.parametrize("c", CHANNELS)
+def test_stage_chains_across_isas_and_fusion(c, quantize, monkeypatch):
+    model, x = chains(c)
+    with torch.no_grad():
+        y = model(x)
+        blob = export(model, x, quantize=quantize)
+    outs = {}
+    for isa in available_isas():
+        with use_isa(isa):
+            outs[isa] = onebit.Engine(blob, num_threads=2)(x.numpy())
+            monkeypatch.setenv("ONEBIT_ENGINE_FUSE", "0")
+            plain = onebit.Engine(blob)(x.numpy())
+            monkeypatch.delenv("ONEBIT_ENGINE_FUSE")
+        np.testing.assert_array_equal(outs[isa].view(np.uint32), plain.view(np.uint32))
+        np.testing.assert_array_equal(outs[isa].view(np.uint32), outs["portable"].view(np.uint32))
+    if quantize is None:
+        assert close(y, outs["portable"])
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_corpus_outputs_are_bit_identical_across_isas(name):
+    model, x = build(name)
+    with torch.no_grad():
+        blob = export(model, x)
+    ref = None
+    for isa in available_isas():
+        with use_isa(isa):
+            out = onebit.Engine(blob)(x.numpy()).view(np.uint32)
+        if ref is None:
+            ref = out
+        np.testing.assert_array_equal(out, ref, err_msg=isa)
