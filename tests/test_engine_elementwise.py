@@ -94,3 +94,29 @@ def test_corpus_outputs_are_bit_identical_across_isas(name):
         if ref is None:
             ref = out
         np.testing.assert_array_equal(out, ref, err_msg=isa)
+
+
+def test_binary_conv_transform_in_the_chain_across_isas():
+    """A float-output bconv2d with BN runs float(acc) * alpha + beta, the BN and its stages in one pass
+    (OutputTransform::epilogue_acc). Exported betas are 0 here (then one rounding or two give the same
+    value), so random alphas and betas: the product must round once and the sum once, as acc2float does."""
+    from onebit.export import reference
+    from onebit.export.format import read_model, write_model
+
+    model, x = build("bireal")
+    with torch.no_grad():
+        mf = read_model(export(model, x))
+    rng = np.random.default_rng(0)
+    ops = [op for op in mf.graph["ops"] if op["op"] == "bconv2d" and op["attrs"]["output"] == "float"]
+    assert ops and all("bn_scale" in op["tensors"] for op in ops)
+    for op in ops:
+        for role, lo, hi in (("alpha", 0.3, 1.7), ("beta", -0.4, 0.4)):
+            t = mf.tensors[op["tensors"][role]]
+            mf.tensors[op["tensors"][role]] = rng.uniform(lo, hi, t.shape).astype(np.float32)
+    blob = write_model(mf)
+    outs = []
+    for isa in available_isas():
+        with use_isa(isa):
+            outs.append(onebit.Engine(blob, num_threads=2)(x.numpy()).view(np.uint32))
+        np.testing.assert_array_equal(outs[-1], outs[0], err_msg=isa)
+    assert close(reference.run(blob, x), outs[0].view(np.float32))

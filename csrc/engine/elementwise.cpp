@@ -145,27 +145,39 @@ template <int NV>
   }
 }
 
-// Channels [ch, ch + 8 NV) of the row at element offset off: loaded once, every op, stored once.
-template <int NV>
-[[gnu::target("avx2,fma"), gnu::always_inline]] inline void chunk(const EwStage* st, int count, const float* x, float* y,
+// Channels [ch, ch + 8 NV) of one row: loaded once (floats at x, or int32 at acc through
+// float(acc) * m + b, the acc2float transform), every op, stored once at y + off (z of an op at z + off).
+template <int NV, bool kAcc>
+[[gnu::target("avx2,fma"), gnu::always_inline]] inline void chunk(const EwStage* st, int count, const EwSource& src,
+                                                                  const float* x, const std::int32_t* acc, float* y,
                                                                   std::int64_t off, std::int64_t ch) {
   __m256 v[NV];
 #pragma GCC unroll 8
-  for (int i = 0; i < NV; ++i) v[i] = _mm256_loadu_ps(x + off + 8 * i);
+  for (int i = 0; i < NV; ++i) {
+    if constexpr (kAcc) {
+      const __m256 a = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + 8 * i)));
+      v[i] = _mm256_add_ps(_mm256_mul_ps(a, _mm256_loadu_ps(src.m + ch + 8 * i)), _mm256_loadu_ps(src.b + ch + 8 * i));
+    } else {
+      v[i] = _mm256_loadu_ps(x + 8 * i);
+    }
+  }
   for (int k = 0; k < count; ++k) vec_op<NV>(st[k].p, st[k].z, off, ch, v);
 #pragma GCC unroll 8
   for (int i = 0; i < NV; ++i) _mm256_storeu_ps(y + off + 8 * i, v[i]);
 }
 
-[[gnu::target("avx2,fma")]] void chain_avx2(const EwStage* st, int count, const float* x, float* y, std::int64_t rows,
-                                            std::int64_t ld, std::int64_t n) {
+template <bool kAcc>
+[[gnu::target("avx2,fma")]] void chain_avx2(const EwStage* st, int count, const EwSource& src, float* y,
+                                            std::int64_t rows, std::int64_t ld, std::int64_t n) {
   for (std::int64_t r = 0; r < rows; ++r) {
     const std::int64_t row = r * ld;
+    const float* x = kAcc ? nullptr : src.x + row;
+    const std::int32_t* acc = kAcc ? src.acc + r * src.ld_acc : nullptr;
     std::int64_t ch = 0;
-    for (; ch + 64 <= n; ch += 64) chunk<8>(st, count, x, y, row + ch, ch);
-    for (; ch + 8 <= n; ch += 8) chunk<1>(st, count, x, y, row + ch, ch);
+    for (; ch + 64 <= n; ch += 64) chunk<8, kAcc>(st, count, src, x + (kAcc ? 0 : ch), acc + (kAcc ? ch : 0), y, row + ch, ch);
+    for (; ch + 8 <= n; ch += 8) chunk<1, kAcc>(st, count, src, x + (kAcc ? 0 : ch), acc + (kAcc ? ch : 0), y, row + ch, ch);
     for (; ch < n; ++ch) {
-      float v = x[row + ch];
+      float v = kAcc ? static_cast<float>(acc[ch]) * src.m[ch] + src.b[ch] : x[ch];
       for (int k = 0; k < count; ++k) v = scalar_op(st[k].p, v, st[k].z ? st[k].z + row + ch : nullptr, ch);
       y[row + ch] = v;
     }
@@ -175,19 +187,30 @@ template <int NV>
 
 }  // namespace
 
-void ew_chain(const EwStage* stages, int count, const float* x, float* y, std::int64_t rows, std::int64_t ld,
+void ew_chain(const EwStage* stages, int count, const EwSource& src, float* y, std::int64_t rows, std::int64_t ld,
               std::int64_t n) {
-  if (count <= 0) return;
 #if defined(__x86_64__) || defined(__i386__)
-  if (active_isa() >= Isa::kAvx2) return chain_avx2(stages, count, x, y, rows, ld, n);
+  if (active_isa() >= Isa::kAvx2) {
+    return src.acc ? chain_avx2<true>(stages, count, src, y, rows, ld, n) : chain_avx2<false>(stages, count, src, y, rows, ld, n);
+  }
 #endif
-  for (int k = 0; k < count; ++k) ew_plain(stages[k].p, k == 0 ? x : y, stages[k].z, y, rows, ld, n);
+  if (src.acc) {  // the transform of acc2float's portable variant, then op after op in place
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const std::int32_t* a = src.acc + r * src.ld_acc;
+      float* yr = y + r * ld;
+      for (std::int64_t ch = 0; ch < n; ++ch) yr[ch] = static_cast<float>(a[ch]) * src.m[ch] + src.b[ch];
+    }
+  }
+  for (int k = 0; k < count; ++k) ew_plain(stages[k].p, k == 0 && !src.acc ? src.x : y, stages[k].z, y, rows, ld, n);
+  if (count == 0 && !src.acc && src.x != y) {
+    for (std::int64_t r = 0; r < rows; ++r) std::copy(src.x + r * ld, src.x + r * ld + n, y + r * ld);
+  }
 }
 
 void ew_apply(const EwParams& p, const float* x, const float* z, float* y, std::int64_t rows, std::int64_t ld,
               std::int64_t n) {
   const EwStage one{p, z};
-  ew_chain(&one, 1, x, y, rows, ld, n);
+  ew_chain(&one, 1, EwSource{x, nullptr, 0, nullptr, nullptr}, y, rows, ld, n);
 }
 
 }  // namespace onebit::engine

@@ -57,6 +57,24 @@ struct EwParams {
                            // prelu: slope; rprelu: slope, shift_in, shift_out)
   float lo, hi;            // hardtanh
 };
+void ew_apply(const EwParams& p, const float* x, const float* z, float* y, std::int64_t rows, std::int64_t ld,
+              std::int64_t n);
+// A chain of such ops in one pass (elementwise.cpp): source -> op 0 -> op 1 ... -> y, z of op k at
+// stages[k].z (the tile's first element, row stride ld; nullptr when it has none). The source is float
+// rows x (row stride ld; may be y), or int32 rows acc (row stride ld_acc) through acc2float's transform
+// float(acc) * m[ch] + b[ch] (b not null). The values of acc2float, then ew_apply op after op.
+struct EwStage {
+  EwParams p;
+  const float* z;
+};
+struct EwSource {
+  const float* x;
+  const std::int32_t* acc;
+  std::int64_t ld_acc;
+  const float *m, *b;
+};
+void ew_chain(const EwStage* stages, int count, const EwSource& src, float* y, std::int64_t rows, std::int64_t ld,
+              std::int64_t n);
 
 // A pooling window's geometry (maxpool, avgpool; a producer fused with a max-pool): kernel, stride,
 // top / left padding (h, w). Output row oh reads the input rows [h0, h1) of `rows`: its window clipped
@@ -123,8 +141,10 @@ class Op {
   // The fused stages on a tile of this op's output: rows starting at flat pixel `pixel` (sample-major
   // over the batch), channels [c0, c0 + n), y = the tile's first element, row stride ld.
   // `first`: an op of the producer's own run before the stages (a binary layer's BN), or nullptr.
+  // `src`: where the tile's values come from, when not already at y (int32 sums through acc2float's
+  // transform, run in the same pass).
   void run_stages(const RunCtx& ctx, std::int64_t pixel, float* y, std::int64_t rows, std::int64_t ld, std::int64_t c0,
-                  std::int64_t n, const EwParams* first = nullptr) const;
+                  std::int64_t n, const EwParams* first = nullptr, const EwSource* src = nullptr) const;
   std::vector<std::unique_ptr<Op>> stages_;
   std::vector<int> stage_z_;  // per stage: the second operand's value, or -1
 
@@ -143,18 +163,6 @@ class Op {
   std::vector<int> in_, out_;
   ValueDef x_, y_;  // first input, output
 };
-
-void ew_apply(const EwParams& p, const float* x, const float* z, float* y, std::int64_t rows, std::int64_t ld,
-              std::int64_t n);
-// A chain of such ops in one pass (elementwise.cpp): x -> op 0 -> op 1 ... -> y (y may be x), z of op k
-// at stages[k].z (the tile's first element, row stride ld; nullptr when it has none). The values of
-// ew_apply op after op.
-struct EwStage {
-  EwParams p;
-  const float* z;
-};
-void ew_chain(const EwStage* stages, int count, const float* x, float* y, std::int64_t rows, std::int64_t ld,
-              std::int64_t n);
 
 // One im2col row of a float-input conv (conv2d, qconv2d; geometry from Op::conv_geom), for any element
 // type T: output pixel (oh, ow)'s window of the NHWC input x (one group's Cin/g channels per tap), in

@@ -163,9 +163,10 @@ class BConv2d final : public BinaryBase {
     Bconv2dArgs a = args_;
     a.x = x, a.batch = batch, a.pixel_begin = p0, a.pixel_end = p1;
     a.output.out = ctx.ptr[out_[0]] + n0 * y_.bytes();
-    // Float output: the BN stage and the fused stages on each block of rows the kernel finishes.
+    // Float output: the transform, the BN stage and the fused stages in one pass over each block of
+    // int32 rows the kernel finishes (Op::run_stages, ew_chain).
     const Epilogue e{this, &ctx, n0 * y_.pixels()};
-    if (!t_.bits && (t_.bn || !stages_.empty())) a.output.epilogue = &epilogue, a.output.epilogue_ctx = &e;
+    if (!t_.bits && (t_.bn || !stages_.empty())) a.output.epilogue_acc = &epilogue, a.output.epilogue_ctx = &e;
     fn(a);
   }
   struct Epilogue {
@@ -173,12 +174,13 @@ class BConv2d final : public BinaryBase {
     const RunCtx* ctx;
     std::int64_t pixel0;  // flat batch pixel of the call's pixel 0
   };
-  static void epilogue(const void* p, float* y, std::int64_t first, std::int64_t rows) {
+  static void epilogue(const void* p, const std::int32_t* acc, std::int64_t ld_acc, float* y, std::int64_t first,
+                       std::int64_t rows) {
     const auto& e = *static_cast<const Epilogue*>(p);
     const std::int64_t c = e.op->y_.c();
-    if (!e.op->t_.bn) return e.op->run_stages(*e.ctx, e.pixel0 + first, y, rows, c, 0, c);
-    const EwParams bn = e.op->t_.bn_params(0);
-    e.op->run_stages(*e.ctx, e.pixel0 + first, y, rows, c, 0, c, &bn);
+    const EwSource src{nullptr, acc, ld_acc, e.op->t_.alpha.data(), e.op->t_.beta.data()};
+    const EwParams bn = e.op->t_.bn ? e.op->t_.bn_params(0) : EwParams{};
+    e.op->run_stages(*e.ctx, e.pixel0 + first, y, rows, c, 0, c, e.op->t_.bn ? &bn : nullptr, &src);
   }
 
   void regroup(const word_t* x, word_t* out) const { regroup_words(x, x_.pixels(), x_.c(), args_.groups, out); }

@@ -65,6 +65,12 @@ struct OutputTransform {
   // (the engine's fused per-channel ops; it may rewrite the rows in place). nullptr: none.
   void (*epilogue)(const void* ctx, float* rows_out, std::int64_t first_pixel, std::int64_t rows) = nullptr;
   const void* epilogue_ctx = nullptr;
+  // kFloat, optional, in place of the float transform and `epilogue`: the caller's own transform of
+  // every block of finished int32 rows, epilogue_acc(epilogue_ctx, acc, ld_acc, rows_out, first_pixel,
+  // rows), which writes rows_out (= out + first_pixel * channels) = float(acc) * multiplier + bias
+  // followed by its own ops, in one pass (the engine's fused stages). nullptr: none.
+  void (*epilogue_acc)(const void* ctx, const std::int32_t* acc, std::int64_t ld_acc, float* rows_out,
+                       std::int64_t first_pixel, std::int64_t rows) = nullptr;
 };
 
 // acc2bits: rows x channels int32 (row r at acc + r * ld_acc) -> bits (as above), row r at

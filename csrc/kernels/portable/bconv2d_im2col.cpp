@@ -241,6 +241,7 @@ void write_block(const Bconv2dArgs& a, std::int64_t p0, std::int64_t rows, const
   const OutputTransform& t = a.output;
   if (t.kind == OutputKind::kFloat) {
     float* out = static_cast<float*>(t.out) + p0 * a.out_channels;
+    if (t.epilogue_acc) return t.epilogue_acc(t.epilogue_ctx, acc, a.out_channels, out, p0, rows);
     to_float(Acc2FloatArgs{acc, rows, a.out_channels, a.out_channels, t.multiplier, t.bias, out});
     if (t.epilogue) t.epilogue(t.epilogue_ctx, out, p0, rows);
   } else if (t.kind == OutputKind::kBits) {

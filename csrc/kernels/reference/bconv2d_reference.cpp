@@ -3,6 +3,7 @@
 // transform written from its definition in output_transform.h. No popcount identity, no im2col,
 // no padding correction: the executable spec the optimized variants are tested against.
 #include <cstring>
+#include <vector>
 
 #include "onebit/kernels.h"
 
@@ -45,6 +46,10 @@ void write_output(const OutputTransform& t, std::int64_t pixel, std::int64_t cha
     for (std::int64_t c = 0; c < channels; ++c) out[c] = static_cast<std::int32_t>(acc[c]);
   } else if (t.kind == OutputKind::kFloat) {
     auto* out = static_cast<float*>(t.out) + pixel * channels;
+    if (t.epilogue_acc) {
+      std::vector<std::int32_t> row(acc, acc + channels);
+      return t.epilogue_acc(t.epilogue_ctx, row.data(), channels, out, pixel, 1);
+    }
     for (std::int64_t c = 0; c < channels; ++c) {
       const float scaled = static_cast<float>(acc[c]) * t.multiplier[c];
       out[c] = scaled + (t.bias ? t.bias[c] : 0.0f);
