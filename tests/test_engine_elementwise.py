@@ -16,7 +16,7 @@ from torch import nn
 import onebit
 from onebit.export import export
 from onebit.kernels import available_isas, use_isa
-from onebit.nn import RPReLU
+from onebit.nn import BinaryConv2d, RPReLU
 from export.toy_models import CORPUS, build
 
 
@@ -120,3 +120,84 @@ def test_binary_conv_transform_in_the_chain_across_isas():
             outs.append(onebit.Engine(blob, num_threads=2)(x.numpy()).view(np.uint32))
         np.testing.assert_array_equal(outs[-1], outs[0], err_msg=isa)
     assert close(reference.run(blob, x), outs[0].view(np.float32))
+
+
+def residual_blocks(c: int, method: str, seed: int = 0):
+    """stem -> block(c, c) -> block(c, 2c, stride 2) -> head: each block's float output feeds its residual
+    and one or two binarizers (ReActNet's downsample block: two 1x1 convs with their own thresholds)."""
+    from onebit.nn import BinaryBasicBlock, ReActNetBlock
+
+    torch.manual_seed(seed)
+    spec = onebit.methods.get(method)
+    block = ReActNetBlock if method == "reactnet" else BinaryBasicBlock
+    model = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c),
+                          block(c, c, 1, spec=spec), block(c, 2 * c, 2, spec=spec),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * c, 10)).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():  # thresholds, RPReLU shifts, BN affine off their inits
+            if p.dim() <= 1 or "bias" in name:
+                p.add_(0.2 * torch.randn_like(p))
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.3, 0.3), m.running_var.uniform_(0.5, 2.0)
+    return model, torch.randn(2, 3, 6, 6)
+
+
+@pytest.mark.parametrize("method", ["reactnet", "si-bnn", "bireal"])
+@pytest.mark.parametrize("c", [1, 8, 9, 63, 64, 65, 72, 136])
+def test_residual_blocks_fused_and_across_isas(c, method, monkeypatch):
+    """Float bconv2d outputs through their fused chains (BN, add, RPReLU) into binarizers and residuals:
+    equal to the unfused ops and across ISAs at word and vector edges of the channel count."""
+    model, x = residual_blocks(c, method)
+    with torch.no_grad():
+        blob = export(model, x)
+    outs = []
+    for isa in available_isas():
+        with use_isa(isa):
+            fused = onebit.Engine(blob, num_threads=2)
+            monkeypatch.setenv("ONEBIT_ENGINE_FUSE", "0")
+            plain = onebit.Engine(blob)
+            monkeypatch.delenv("ONEBIT_ENGINE_FUSE")
+            outs.append(fused(x.numpy()).view(np.uint32))
+            np.testing.assert_array_equal(outs[-1], plain(x.numpy()).view(np.uint32))
+            np.testing.assert_array_equal(outs[-1], outs[0], err_msg=isa)
+    with torch.no_grad():
+        assert close(model(x), outs[0].view(np.float32))
+
+
+class ZerosAtThreshold(nn.Module):
+    """bconv2d -> BN -> ReLU (many exact zeros) read by a binarizer whose threshold is 0 and by a residual
+    add: x < 0 (sign) and x > 0 (Heaviside) are false on those zeros, x <= 0 / x >= 0 would not be (a
+    fused bitpack was tried and measured no faster: BENCHMARKS.md; this guards any such path)."""
+
+    def __init__(self, c: int, quantizer: str):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+        self.conv1 = BinaryConv2d(c, c, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = BinaryConv2d(c, c, 3, padding=1, bias=False, input_quantizer=quantizer)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 4))
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(self.stem(x))))
+        return self.head(self.bn2(self.conv2(y)) + y)
+
+
+@pytest.mark.parametrize("quantizer", ["ste_sign", "ste_heaviside"])
+@pytest.mark.parametrize("c", [9, 64, 72])
+def test_fused_bits_at_the_threshold(c, quantizer, monkeypatch):
+    torch.manual_seed(0)
+    model = ZerosAtThreshold(c, quantizer).eval()
+    x = torch.randn(2, 3, 5, 7)
+    with torch.no_grad():
+        blob = export(model, x)
+        y = model(x)
+    for isa in available_isas():
+        with use_isa(isa):
+            fused = onebit.Engine(blob)
+            monkeypatch.setenv("ONEBIT_ENGINE_FUSE", "0")
+            plain = onebit.Engine(blob)
+            monkeypatch.delenv("ONEBIT_ENGINE_FUSE")
+            np.testing.assert_array_equal(fused(x.numpy()), plain(x.numpy()))
+    assert close(y, fused(x))
