@@ -92,6 +92,20 @@ def test_epilogue_fusion_is_bit_identical(corpus, name, isa, monkeypatch):
     assert len(prof) == len(plain.profile(x[:1]))
 
 
+@pytest.mark.parametrize("name", ["bireal", "reactnet", "si_bnn"])
+def test_each_fusion_step_is_bit_identical(corpus, name, monkeypatch):
+    """ONEBIT_ENGINE_FUSE selects fusion steps (to measure each); every selection gives the same bits."""
+    x, _, blob = corpus[name]
+    outs = []
+    for value in ["1", "0", "stages", "stages,one_pass", "stages,one_pass,from_acc", "from_acc", "pool,stages"]:
+        monkeypatch.setenv("ONEBIT_ENGINE_FUSE", value)
+        outs.append(onebit.Engine(blob, num_threads=2)(x.numpy()).view(np.uint32))
+        np.testing.assert_array_equal(outs[-1], outs[0], err_msg=value)
+    monkeypatch.setenv("ONEBIT_ENGINE_FUSE", "stages,everything")
+    with pytest.raises(RuntimeError, match="comma list of stages, pool, one_pass, from_acc"):
+        onebit.Engine(blob)
+
+
 def test_epilogue_fusion_happens(corpus):
     """ReActNet blocks: the bconv2d's add + RPReLU run fused (they report 0 s; their producer the time)."""
     x, _, blob = corpus["reactnet"]

@@ -84,7 +84,7 @@ void Op::run_stages(const RunCtx& ctx, std::int64_t pixel, float* y, std::int64_
   EwStage chain[kMaxChain];
   int count = 0;
   if (first) chain[count++] = EwStage{*first, nullptr};
-  bool one_pass = stages_.size() + count <= kMaxChain;
+  bool one_pass = fusion_.one_pass && stages_.size() + count <= kMaxChain;
   for (std::size_t k = 0; one_pass && k < stages_.size(); ++k) {
     const float* z = stage_z_[k] < 0 ? nullptr : reinterpret_cast<const float*>(ctx.ptr[stage_z_[k]]) + pixel * ld + c0;
     one_pass = stages_[k]->stage_params(c0, &chain[count].p);
@@ -152,6 +152,30 @@ std::int64_t plan(const std::vector<ValueDef>& values, const std::vector<int>& d
 
 Engine::Arena::~Arena() { std::free(data); }
 
+// ONEBIT_ENGINE_FUSE (read at load): unset or "1" fuses everything; "0" nothing (every op on its own,
+// as the graph lists them: tests compare both); else a comma list of what to do, of stages, pool,
+// one_pass, from_acc (FusionOptions), to measure each step (benchmarks/bench_engine_ab.py).
+namespace {
+engine::FusionOptions fusion_options(const char* env) {
+  engine::FusionOptions f;
+  if (!env || std::strcmp(env, "1") == 0) return f;
+  f = engine::FusionOptions{false, false, false, false};
+  const std::string list = env;
+  for (std::size_t b = 0; b < list.size();) {
+    const std::size_t e = std::min(list.find(',', b), list.size());
+    const std::string item = list.substr(b, e - b);
+    if (item == "stages") f.stages = true;
+    else if (item == "pool") f.pool = true;
+    else if (item == "one_pass") f.one_pass = true;
+    else if (item == "from_acc") f.from_acc = true;
+    else if (item != "0")
+      throw std::runtime_error("engine: ONEBIT_ENGINE_FUSE='" + list + "': expected 0, 1 or a comma list of stages, pool, one_pass, from_acc");
+    b = e + 1;
+  }
+  return f;
+}
+}  // namespace
+
 // Fusion down the chain of single readers from the producer in slot i, in the place of the chain's last op
 // (every operand is ready there, and nothing in between reads the chain's values):
 // * epilogue: a float output whose only reader is a stage (op.h) -- not the graph output -- takes that
@@ -160,7 +184,7 @@ Engine::Arena::~Arena() { std::free(data); }
 //   (accepts_pool) and whose output's only reader is a maxpool runs as one op with it, which never
 //   stores the producer's output and takes further stages in (a BN after the pool).
 void Engine::fuse_chain(int i, std::vector<std::unique_ptr<engine::Op>>& ops, std::vector<int>& origin,
-                        const std::vector<int>& readers) const {
+                        const std::vector<int>& readers, const engine::FusionOptions& fusion) const {
   const int nops = static_cast<int>(ops.size());
   for (int at = i;;) {
     const int v = ops[at]->outputs()[0];
@@ -169,12 +193,13 @@ void Engine::fuse_chain(int i, std::vector<std::unique_ptr<engine::Op>>& ops, st
     while (j < nops && !(ops[j] && std::count(ops[j]->inputs().begin(), ops[j]->inputs().end(), v))) ++j;
     if (j == nops) return;
     const std::vector<int>& ins = ops[j]->inputs();
-    if (ops[j]->max_pool() && ops[at]->accepts_pool() && ins.size() == 1) {
+    if (fusion.pool && ops[j]->max_pool() && ops[at]->accepts_pool() && ins.size() == 1) {
       OpDef d;
       d.type = graph_.ops[i].type, d.name = graph_.ops[i].name, d.inputs = ops[at]->inputs(), d.outputs = ops[j]->outputs();
       ops[j] = engine::make_fused_pool(d, graph_.values, std::move(ops[at]), std::move(ops[j]));
     } else {
-      if (!ops[at]->accepts_stages() || !ops[j]->is_stage() || graph_.values[ops[j]->outputs()[0]].shape != graph_.values[v].shape)
+      if (!fusion.stages || !ops[at]->accepts_stages() || !ops[j]->is_stage() ||
+          graph_.values[ops[j]->outputs()[0]].shape != graph_.values[v].shape)
         return;
       int z = -1;
       if (ins.size() == 2) {
@@ -224,13 +249,13 @@ Engine::Engine(GraphDef graph, int num_threads) : graph_(std::move(graph)), num_
     ops.push_back(std::move(op));
   }
   if (def[graph_.output] == INT32_MAX) throw std::invalid_argument("engine: the output is never computed");
-  // Fusion at load (fuse_chain). ONEBIT_ENGINE_FUSE=0 turns it off, to compare fused and unfused runs (tests).
-  const char* fuse_env = std::getenv("ONEBIT_ENGINE_FUSE");
-  const bool fuse = !(fuse_env && std::strcmp(fuse_env, "0") == 0);
+  // Fusion at load (fuse_chain; ONEBIT_ENGINE_FUSE: fusion_options).
+  const engine::FusionOptions fusion = fusion_options(std::getenv("ONEBIT_ENGINE_FUSE"));
+  for (auto& op : ops) op->set_fusion(fusion);
   std::vector<int> origin(nops);  // per slot: the graph index of the op there (its producer's when fused)
   for (int i = 0; i < nops; ++i) origin[i] = i;
-  for (int i = 0; fuse && i < nops; ++i) {
-    if (ops[i] && origin[i] == i && (ops[i]->accepts_stages() || ops[i]->accepts_pool())) fuse_chain(i, ops, origin, readers);
+  for (int i = 0; i < nops; ++i) {
+    if (ops[i] && origin[i] == i && (ops[i]->accepts_stages() || ops[i]->accepts_pool())) fuse_chain(i, ops, origin, readers, fusion);
   }
   // The op list to run (graph index of each), lifetimes and the arena plan.
   std::fill(def.begin(), def.end(), INT32_MAX);

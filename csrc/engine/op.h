@@ -87,6 +87,13 @@ struct PoolGeom {
   }
 };
 
+// What the engine fuses at load (ONEBIT_ENGINE_FUSE, Engine::Engine): epilogue stages into their
+// producer, a max-pool into its producer, a producer's stages in one pass (ew_chain) rather than op by
+// op, and a binary conv's chain starting from its int32 sums rather than from the kernel's floats.
+struct FusionOptions {
+  bool stages = true, pool = true, one_pass = true, from_acc = true;
+};
+
 class Op {
  public:
   Op(const OpDef& def, const std::vector<ValueDef>& values);
@@ -122,6 +129,7 @@ class Op {
   // Append `stage` (reading the current output and, for add, value z >= 0): this op then writes the
   // stage's output value and reads z too.
   void fuse(std::unique_ptr<Op> stage, int z);
+  void set_fusion(const FusionOptions& f) { fusion_ = f; }
   std::size_t fused_stages() const { return stages_.size(); }
 
   // Max-pool fusion (Engine::Engine, at load; fused_pool.cpp). A maxpool op gives its geometry here.
@@ -147,6 +155,7 @@ class Op {
                   std::int64_t n, const EwParams* first = nullptr, const EwSource* src = nullptr) const;
   std::vector<std::unique_ptr<Op>> stages_;
   std::vector<int> stage_z_;  // per stage: the second operand's value, or -1
+  FusionOptions fusion_;
 
   [[noreturn]] void fail(const std::string& msg) const {
     throw std::invalid_argument("engine: op " + type_ + " '" + name_ + "': " + msg);

@@ -166,7 +166,14 @@ class BConv2d final : public BinaryBase {
     // Float output: the transform, the BN stage and the fused stages in one pass over each block of
     // int32 rows the kernel finishes (Op::run_stages, ew_chain).
     const Epilogue e{this, &ctx, n0 * y_.pixels()};
-    if (!t_.bits && (t_.bn || !stages_.empty())) a.output.epilogue_acc = &epilogue, a.output.epilogue_ctx = &e;
+    if (!t_.bits && (t_.bn || !stages_.empty())) {
+      if (fusion_.from_acc) {
+        a.output.epilogue_acc = &epilogue_acc;
+      } else {
+        a.output.epilogue = &epilogue;
+      }
+      a.output.epilogue_ctx = &e;
+    }
     fn(a);
   }
   struct Epilogue {
@@ -174,8 +181,14 @@ class BConv2d final : public BinaryBase {
     const RunCtx* ctx;
     std::int64_t pixel0;  // flat batch pixel of the call's pixel 0
   };
-  static void epilogue(const void* p, const std::int32_t* acc, std::int64_t ld_acc, float* y, std::int64_t first,
-                       std::int64_t rows) {
+  static void epilogue(const void* p, float* y, std::int64_t first, std::int64_t rows) {  // on the kernel's floats
+    const auto& e = *static_cast<const Epilogue*>(p);
+    const std::int64_t c = e.op->y_.c();
+    const EwParams bn = e.op->t_.bn ? e.op->t_.bn_params(0) : EwParams{};
+    e.op->run_stages(*e.ctx, e.pixel0 + first, y, rows, c, 0, c, e.op->t_.bn ? &bn : nullptr);
+  }
+  static void epilogue_acc(const void* p, const std::int32_t* acc, std::int64_t ld_acc, float* y, std::int64_t first,
+                           std::int64_t rows) {
     const auto& e = *static_cast<const Epilogue*>(p);
     const std::int64_t c = e.op->y_.c();
     const EwSource src{nullptr, acc, ld_acc, e.op->t_.alpha.data(), e.op->t_.beta.data()};

@@ -21,6 +21,7 @@ namespace onebit {
 
 namespace engine {
 class Op;
+struct FusionOptions;
 class ThreadPool;
 }
 
@@ -54,7 +55,7 @@ class Engine {
   void give_back(std::unique_ptr<Arena> arena) const;
   // Load-time fusion of the chain of single readers from the producer in slot i (engine.cpp).
   void fuse_chain(int i, std::vector<std::unique_ptr<engine::Op>>& ops, std::vector<int>& origin,
-                  const std::vector<int>& readers) const;
+                  const std::vector<int>& readers, const engine::FusionOptions& fusion) const;
 
   GraphDef graph_;
   int num_threads_;
