@@ -81,6 +81,15 @@ def test_int8_layers_under_concurrent_calls():
     assert stress(blob, in_shape, threads=4, rounds=6, inputs=4, seed=2) == 4 * 6 * 2
 
 
+def test_fused_stem_pool_under_concurrent_calls():
+    """An int8 stem with its max-pool fused (fused_pool.cpp): each call's threads keep their ring of conv
+    rows in their own scratch of the call's arena."""
+    blob, in_shape = exported("maxpool_bits", quantize="int8")
+    prof = onebit.Engine(blob).profile(np.zeros((1, *in_shape), np.float32))
+    assert [s for k, _, s in prof if k == "maxpool"] == [0.0]
+    assert stress(blob, in_shape, threads=4, rounds=6, inputs=4, seed=3) == 4 * 6 * 2
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["reactnet", "bireal", "groups", "binary_linear", "maxpool_bits"])
 def test_many_threads_match_serial_calls_slow(name):
