@@ -152,3 +152,13 @@ def test_bireal_stem_is_fused():
         blob = export(model, x, quantize="int8")
     prof = onebit.Engine(blob).profile(x)
     assert [s for k, _, s in prof if k == "maxpool"] == [0.0]
+
+
+@pytest.mark.parametrize("name", ["resnet_stem", "bn_after_pool"])
+def test_every_fusion_selection_gives_the_same_bits(blobs, name, monkeypatch):
+    x, blob = blobs[name]
+    outs = []
+    for value in ["1", "0", "pool", "pool,stages", "pool,stages,one_pass", "stages,one_pass"]:
+        monkeypatch.setenv("ONEBIT_ENGINE_FUSE", value)
+        outs.append(onebit.Engine(blob, num_threads=2)(x.numpy()).view(np.uint32))
+        np.testing.assert_array_equal(outs[-1], outs[0], err_msg=value)

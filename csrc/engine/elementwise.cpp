@@ -139,7 +139,8 @@ template <int NV>
       for (int i = 0; i < NV; ++i) {
         const __m256 t = _mm256_sub_ps(v[i], _mm256_loadu_ps(p.b + ch + 8 * i));
         const __m256 m = _mm256_mul_ps(_mm256_loadu_ps(p.a + ch + 8 * i), t);
-        v[i] = _mm256_add_ps(_mm256_blendv_ps(m, t, _mm256_cmp_ps(t, zero, _CMP_GT_OQ)), _mm256_loadu_ps(p.s + ch + 8 * i));
+        const __m256 r = _mm256_blendv_ps(m, t, _mm256_cmp_ps(t, zero, _CMP_GT_OQ));
+        v[i] = _mm256_add_ps(r, _mm256_loadu_ps(p.s + ch + 8 * i));
       }
       return;
   }
@@ -166,6 +167,11 @@ template <int NV, bool kAcc>
   for (int i = 0; i < NV; ++i) _mm256_storeu_ps(y + off + 8 * i, v[i]);
 }
 
+template <class T>
+T* at(T* p, std::int64_t i) {  // p + i, or nullptr (the source the chain does not read)
+  return p ? p + i : p;
+}
+
 template <bool kAcc>
 [[gnu::target("avx2,fma")]] void chain_avx2(const EwStage* st, int count, const EwSource& src, float* y,
                                             std::int64_t rows, std::int64_t ld, std::int64_t n) {
@@ -174,8 +180,8 @@ template <bool kAcc>
     const float* x = kAcc ? nullptr : src.x + row;
     const std::int32_t* acc = kAcc ? src.acc + r * src.ld_acc : nullptr;
     std::int64_t ch = 0;
-    for (; ch + 64 <= n; ch += 64) chunk<8, kAcc>(st, count, src, x + (kAcc ? 0 : ch), acc + (kAcc ? ch : 0), y, row + ch, ch);
-    for (; ch + 8 <= n; ch += 8) chunk<1, kAcc>(st, count, src, x + (kAcc ? 0 : ch), acc + (kAcc ? ch : 0), y, row + ch, ch);
+    for (; ch + 64 <= n; ch += 64) chunk<8, kAcc>(st, count, src, at(x, ch), at(acc, ch), y, row + ch, ch);
+    for (; ch + 8 <= n; ch += 8) chunk<1, kAcc>(st, count, src, at(x, ch), at(acc, ch), y, row + ch, ch);
     for (; ch < n; ++ch) {
       float v = kAcc ? static_cast<float>(acc[ch]) * src.m[ch] + src.b[ch] : x[ch];
       for (int k = 0; k < count; ++k) v = scalar_op(st[k].p, v, st[k].z ? st[k].z + row + ch : nullptr, ch);
@@ -191,7 +197,8 @@ void ew_chain(const EwStage* stages, int count, const EwSource& src, float* y, s
               std::int64_t n) {
 #if defined(__x86_64__) || defined(__i386__)
   if (active_isa() >= Isa::kAvx2) {
-    return src.acc ? chain_avx2<true>(stages, count, src, y, rows, ld, n) : chain_avx2<false>(stages, count, src, y, rows, ld, n);
+    if (src.acc) return chain_avx2<true>(stages, count, src, y, rows, ld, n);
+    return chain_avx2<false>(stages, count, src, y, rows, ld, n);
   }
 #endif
   if (src.acc) {  // the transform of acc2float's portable variant, then op after op in place

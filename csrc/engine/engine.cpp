@@ -169,7 +169,8 @@ engine::FusionOptions fusion_options(const char* env) {
     else if (item == "one_pass") f.one_pass = true;
     else if (item == "from_acc") f.from_acc = true;
     else if (item != "0")
-      throw std::runtime_error("engine: ONEBIT_ENGINE_FUSE='" + list + "': expected 0, 1 or a comma list of stages, pool, one_pass, from_acc");
+      throw std::runtime_error("engine: ONEBIT_ENGINE_FUSE='" + list +
+                               "': expected 0, 1 or a comma list of stages, pool, one_pass, from_acc");
     b = e + 1;
   }
   return f;
@@ -195,8 +196,10 @@ void Engine::fuse_chain(int i, std::vector<std::unique_ptr<engine::Op>>& ops, st
     const std::vector<int>& ins = ops[j]->inputs();
     if (fusion.pool && ops[j]->max_pool() && ops[at]->accepts_pool() && ins.size() == 1) {
       OpDef d;
-      d.type = graph_.ops[i].type, d.name = graph_.ops[i].name, d.inputs = ops[at]->inputs(), d.outputs = ops[j]->outputs();
+      d.type = graph_.ops[i].type, d.name = graph_.ops[i].name;
+      d.inputs = ops[at]->inputs(), d.outputs = ops[j]->outputs();
       ops[j] = engine::make_fused_pool(d, graph_.values, std::move(ops[at]), std::move(ops[j]));
+      ops[j]->set_fusion(fusion);
     } else {
       if (!fusion.stages || !ops[at]->accepts_stages() || !ops[j]->is_stage() ||
           graph_.values[ops[j]->outputs()[0]].shape != graph_.values[v].shape)
@@ -255,7 +258,8 @@ Engine::Engine(GraphDef graph, int num_threads) : graph_(std::move(graph)), num_
   std::vector<int> origin(nops);  // per slot: the graph index of the op there (its producer's when fused)
   for (int i = 0; i < nops; ++i) origin[i] = i;
   for (int i = 0; i < nops; ++i) {
-    if (ops[i] && origin[i] == i && (ops[i]->accepts_stages() || ops[i]->accepts_pool())) fuse_chain(i, ops, origin, readers, fusion);
+    if (!ops[i] || origin[i] != i || !(ops[i]->accepts_stages() || ops[i]->accepts_pool())) continue;
+    fuse_chain(i, ops, origin, readers, fusion);
   }
   // The op list to run (graph index of each), lifetimes and the arena plan.
   std::fill(def.begin(), def.end(), INT32_MAX);

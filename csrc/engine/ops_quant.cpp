@@ -213,7 +213,9 @@ class QConv2d final : public Quantized {
   // Max-pool fusion (op.h): every output value is exact integer sums and per-element float steps, so
   // any run of pixels, in tiles of the same size, gives the values run() gives.
   bool accepts_pool() const override { return true; }
-  void prepare_pixels(const RunCtx& ctx) const override { quantize_input(ctx, quant_fns(), x_.pixels(), x_.c(), x_.c()); }
+  void prepare_pixels(const RunCtx& ctx) const override {
+    quantize_input(ctx, quant_fns(), x_.pixels(), x_.c(), x_.c());
+  }
   void compute_pixels(const RunCtx& ctx, int t, std::int64_t n, std::int64_t p0, std::int64_t count,
                       float* y) const override {
     const QuantFns f = quant_fns();

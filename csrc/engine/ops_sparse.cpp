@@ -172,7 +172,8 @@ class SBConv final : public Op {
   static void epilogue(const void* p, float* y, std::int64_t first, std::int64_t rows) {
     const auto& e = *static_cast<const Epilogue*>(p);
     const EwParams bn{kAffineFma, e.op->bn_scale_.data(), e.op->bn_shift_.data(), nullptr, 0, 0};
-    e.op->run_stages(*e.ctx, e.pixel0 + first, y, rows, e.op->cout_, 0, e.op->cout_, e.op->bn_scale_.empty() ? nullptr : &bn);
+    const std::int64_t c = e.op->cout_;
+    e.op->run_stages(*e.ctx, e.pixel0 + first, y, rows, c, 0, c, e.op->bn_scale_.empty() ? nullptr : &bn);
   }
   void bn_stage(float* y, std::int64_t rows) const {
     if (bn_scale_.empty()) return;
