@@ -197,7 +197,7 @@ class QConv2d final : public Quantized {
     // ~64 KiB of im2col rows per tile
     tiles_ = ConvTiles(y_.pixels(), g_, cout_g_, std::clamp<std::int64_t>((64 << 10) / (2 * lda_), 8, 512));
   }
-  std::int64_t scratch_bytes() const override { return acc_offset() + tiles_.rows * tiles_.cols * 4; }
+  std::int64_t scratch_bytes() const override { return scale_offset() + tiles_.cols * 4; }
   std::int64_t shared_bytes_per_sample() const override { return kHeader + x_.pixels() * x_.c() * 2 + kSlack; }
   bool accepts_stages() const override { return true; }
 
@@ -243,6 +243,13 @@ class QConv2d final : public Quantized {
                 [](std::int16_t* d, const std::int16_t* s, std::int64_t n) { copy_run(d, s, n); });
     for (std::int64_t r = 0; r < rows; ++r) std::fill(a + r * lda_ + k_, a + r * lda_ + kp_, std::int16_t{0});
     f.igemm(IgemmArgs{a, rows, lda_, panels(g, cg0), cols, k_, acc, cols});
+    if (fusion_.from_acc && !stages_.empty()) {  // the transform and the stages in one pass (ew_chain)
+      // float(acc) * m + b with m[j] = sx * s_w[j]: the product transform computes per element, once.
+      auto* m = reinterpret_cast<float*>(ctx.thread_scratch(t) + scale_offset());
+      for (std::int64_t j = 0; j < cols; ++j) m[j] = sx * scale_[c0 + j];
+      const EwSource src{nullptr, acc, cols, m, &bias_[c0]};
+      return run_stages(ctx, n * y_.pixels() + p0, y, rows, y_.c(), c0, cols, nullptr, &src);
+    }
     for (std::int64_t r = 0; r < rows; ++r) f.transform(acc + r * cols, cols, sx, &scale_[c0], &bias_[c0], y + r * y_.c());
     run_stages(ctx, n * y_.pixels() + p0, y, rows, y_.c(), c0, cols);
   }
@@ -256,6 +263,7 @@ class QConv2d final : public Quantized {
     for (std::int64_t i = 0; i < n; i += 8) std::memcpy(dst + i, src + i, 16);
   }
   std::int64_t acc_offset() const { return (tiles_.rows * lda_ * 2 + 63) / 64 * 64; }
+  std::int64_t scale_offset() const { return acc_offset() + (tiles_.rows * tiles_.cols * 4 + 63) / 64 * 64; }
 
   ConvGeom c_;
   std::int64_t g_, cin_g_, kp_, lda_, ow_lo_, ow_hi_;
