@@ -97,6 +97,7 @@ class Conv2d final : public Op {
     w_ = to_tap_major(f32(d, "weight", cout_ * kdim_).data(), cout_, cin_g_, c_.k[0] * c_.k[1]);
     bias_ = f32(d, "bias", cout_, true);
     if (bias_.empty()) bias_.assign(cout_, 0.0f);
+    ones_.assign(cout_, 1.0f);
     direct_ = c_.k[0] == 1 && c_.k[1] == 1 && c_.s[0] == 1 && c_.s[1] == 1 && c_.pt == 0 && c_.pl == 0;
     interior_columns(c_, x_, y_, &ow_lo_, &ow_hi_);
     // ~128 KiB of im2col rows per tile
@@ -124,6 +125,10 @@ class Conv2d final : public Op {
     }
     float* y = ctx.at<float>(out_[0], n, y_.bytes()) + p0 * cout_ + c0;
     sgemm_nt(rows, cols, kdim_, a, lda, w_.data() + c0 * kdim_, kdim_, y, cout_);
+    if (!stages_.empty() && fusion_.one_pass) {  // the bias as the chain's first op: y * 1 + b = y + b exactly
+      const EwParams bias{kAffine, ones_.data() + c0, bias_.data() + c0, nullptr, 0, 0};
+      return run_stages(ctx, n * y_.pixels() + p0, y, rows, cout_, c0, cols, &bias);
+    }
     for (std::int64_t r = 0; r < rows; ++r) {
       for (std::int64_t j = 0; j < cols; ++j) y[r * cout_ + j] += bias_[c0 + j];
     }
@@ -134,7 +139,7 @@ class Conv2d final : public Op {
   std::int64_t g_, cin_g_, cout_, cout_g_, kdim_, ow_lo_, ow_hi_;
   ConvTiles tiles_;
   bool direct_ = false;
-  std::vector<float> w_, bias_;
+  std::vector<float> w_, bias_, ones_;
 };
 
 // linear: y = x . W^T + b, per sample and tile of 64 output features. One sample per call on purpose:
