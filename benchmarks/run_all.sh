@@ -23,5 +23,6 @@ run() { echo; echo "\$ $*"; "$@"; }
   run $PY benchmarks/bench_engine.py --models bireal18 reactnet_a binary_alexnet vgg_small --threads 1 2 \
     --repeats 10 --quantize none int8
   run $PY benchmarks/bench_prepack.py
+  run $PY benchmarks/bench_engine_ab.py
 } 2>&1 | tee "$LOG"
 echo "log: $LOG"

@@ -21,6 +21,8 @@ SCRIPTS = {
     "bench_prepack.py": (["--models", "vgg_small", "--threads", "1", "--repeats", "1", "--rounds", "1"],
                          "packed at load"),
     "bench_bgemm.py --mode and": (["--repeats", "1", "--mode", "and"], "49x512"),
+    "bench_engine_ab.py": (["--models", "vgg_small", "--threads", "1", "--rounds", "2", "--repeats", "1"],
+                           "ONEBIT_ENGINE_FUSE=1 (control)"),
 }
 
 
