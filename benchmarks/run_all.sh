@@ -3,7 +3,8 @@
 #   bash benchmarks/run_all.sh            (log: runs/bench-<host>-<date>.log; runs/ is not committed)
 # For a new machine (the AVX-512 one above all): the kernel tables (bgemm XOR and AND, bconv2d layers
 # alone and inside the engine at 1 and 2 threads, igemm), then end to end (float32 and int8 files) and
-# weights packed at load vs not. Sets up .venv first (scripts/bootstrap.sh). ~10 minutes on 2 cores.
+# weights packed at load vs not, and each fusion step (bench_engine_ab). Sets up .venv first
+# (scripts/bootstrap.sh). ~12 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
