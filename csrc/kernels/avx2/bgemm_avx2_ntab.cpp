@@ -50,6 +50,7 @@
 // The 3 x 2 tile divides every N above into whole tiles and keeps 6 byte counters, 3 tables and
 // temporaries inside the 16 ymm registers.
 //
+// K of at most 4 words (256 bits) runs few_words (below) instead of tiles.
 // 3x8__avx2_nvec takes the shapes this kernel is not made for: one or two rows of A (its 1-2 row
 // path does not repack B; the repack here costs more than a product with so few rows), N < 32, and
 // the last columns when they fill less than half a panel (a panel costs the same with 1 or 32
@@ -80,6 +81,7 @@ constexpr int kMr = 3;                  // rows of A per tile
 constexpr int kNp = 2;                  // panels per tile: 64 output columns
 constexpr std::int64_t kMinRows = 3;      // fewer rows: 3x8__avx2_nvec (see the header)
 constexpr std::int64_t kMinTailCols = 16;  // a last panel with fewer columns: 3x8__avx2_nvec
+constexpr int kShortWords = 4;            // K of at most this many words: few_words
 
 // tables.t[mode][x][y] = popcount(x op y) for y = 0..15, twice; mode 0 = XOR, 1 = AND.
 struct Tables {
@@ -322,44 +324,58 @@ void bgemm_ntab_pack(const word_t* b, std::int64_t n, std::int64_t k, std::int64
 }
 
 namespace {
-// K of one word (1x1 convs on <= 64 channels: ReActNet-A's first blocks, 112x112 and 56x56): a tile
-// above would spend its fixed costs (flushes, widening, 8-column stores) on 16 steps. Instead, per
-// row of A and 8 columns: the nibble popcount of bgemm_avx2.cpp on whole words. A and B are split
-// into nibble planes once (x op y on a nibble plane = the plane of x op y, op bitwise), so per 4
-// outputs: 2 combines, 2 vpshufb, 1 vpaddb, 1 vpsadbw (byte sums -> the 64-bit lane's popcount).
-// B's planes keep each 8 columns as two vectors, columns {0, 2, 4, 6} and {1, 3, 5, 7}: the two
-// vectors' 64-bit counts then interleave into int32 lanes in column order with one shift and blend.
-// Measured (1x1 bconv2d through the binding, 1 thread, int32 / float out): 112x112, 32 -> 32 channels
-// 202 / 284 -> 132 / 205 us; 56x56, 64 -> 64: 86 -> 61 us (int32). (A scalar popcnt loop was slower:
-// 306 us on the first.)
-template <class Combine>
-void one_word(const BgemmArgs& p, const std::int64_t* row_term) {
+// K of at most kShortWords words (1x1 convs on <= 256 channels: ReActNet-A's first blocks, 112x112 to
+// 28x28): a tile above would spend its fixed costs (flushes, widening, 8-column stores) on <= 64 steps.
+// Instead, per row of A and 8 columns: the nibble popcount of bgemm_avx2.cpp on whole words. A and B
+// are split into nibble planes once (x op y on a nibble plane = the plane of x op y, op bitwise), so
+// per 4 outputs and word: 2 combines, 2 vpshufb, 2 vpaddb into byte counters (<= 8 per word, so <= 32),
+// then one vpsadbw (byte sums -> the 64-bit lane's popcount). B's planes keep each 8 columns as two
+// vectors, columns {0, 2, 4, 6} and {1, 3, 5, 7}: the two vectors' 64-bit counts then interleave into
+// int32 lanes in column order with one shift and blend. Packed panels (packed_b) are not read here.
+// Measured (1x1 bconv2d through the binding, 1 thread, int32 / float out), one word: 112x112, 32 -> 32
+// channels 202 / 284 -> 132 / 205 us; 56x56, 64 -> 64: 86 -> 61 us (int32); a scalar popcnt loop was
+// slower (306 us on the first). Two to four words (kernels.bgemm with B packed, best of 9 x 10 calls,
+// two runs each): 3136 x 128 x 128 212-226 -> 287-321 G, 784 x 256 x 192 275 -> 300-314 G, 784 x 256
+// x 256 289-292 -> 317-344 G; reactnet_a int8 1T 16.82 / 17.07 -> 16.49 / 16.71 ms (interleaved).
+template <class Combine, int KW>
+void few_words(const BgemmArgs& p, const std::int64_t* row_term) {
   const std::int64_t groups = (p.n + 7) / 8;
-  auto* planes = static_cast<__m256i*>(scratch(ScratchSlot::kPanels, sizeof(__m256i) * 4 * groups));
+  // planes[(g * KW + w) * 4 + 2 h + {0: low, 1: high}]: word w of columns 8 g + {0,2,4,6} (h = 0) or
+  // {1,3,5,7} (h = 1), split into nibbles.
+  auto* planes = static_cast<__m256i*>(scratch(ScratchSlot::kPanels, sizeof(__m256i) * 4 * KW * groups));
   for (std::int64_t g = 0; g < groups; ++g) {
-    alignas(32) word_t w[8];
-    for (int j = 0; j < 8; ++j) {
-      const std::int64_t col = 8 * g + (j < 4 ? 2 * j : 2 * (j - 4) + 1);  // {0,2,4,6}, {1,3,5,7}
-      w[j] = col < p.n ? p.b[col * p.ldb] : 0;
-    }
-    for (int h = 0; h < 2; ++h) {
-      const Nibbles v = split(_mm256_load_si256(reinterpret_cast<const __m256i*>(w + 4 * h)));
-      planes[4 * g + 2 * h] = v.lo;
-      planes[4 * g + 2 * h + 1] = v.hi;
+    for (int w = 0; w < KW; ++w) {
+      alignas(32) word_t b[8];
+      for (int j = 0; j < 8; ++j) {
+        const std::int64_t col = 8 * g + (j < 4 ? 2 * j : 2 * (j - 4) + 1);  // {0,2,4,6}, {1,3,5,7}
+        b[j] = col < p.n ? p.b[col * p.ldb + w] : 0;
+      }
+      for (int h = 0; h < 2; ++h) {
+        const Nibbles v = split(_mm256_load_si256(reinterpret_cast<const __m256i*>(b + 4 * h)));
+        planes[(g * KW + w) * 4 + 2 * h] = v.lo;
+        planes[(g * KW + w) * 4 + 2 * h + 1] = v.hi;
+      }
     }
   }
   const __m256i table = popcount_table();
   const __m256i zero = _mm256_setzero_si256();
   for (std::int64_t m = 0; m < p.m; ++m) {
-    const Nibbles a = split(_mm256_set1_epi64x(static_cast<long long>(p.a[m * p.lda])));
+    Nibbles a[KW];
+#pragma GCC unroll 4
+    for (int w = 0; w < KW; ++w) a[w] = split(_mm256_set1_epi64x(static_cast<long long>(p.a[m * p.lda + w])));
     const __m256i t = _mm256_set1_epi32(static_cast<int>(row_term ? row_term[m] : p.k));
     std::int32_t* c = p.c + m * p.ldc;
     for (std::int64_t g = 0; g < groups; ++g) {
       __m256i pop[2];
       for (int h = 0; h < 2; ++h) {
-        const __m256i lo = Combine::apply(a.lo, planes[4 * g + 2 * h]), hi = Combine::apply(a.hi, planes[4 * g + 2 * h + 1]);
-        const __m256i bytes = _mm256_add_epi8(_mm256_shuffle_epi8(table, lo), _mm256_shuffle_epi8(table, hi));
-        pop[h] = _mm256_sad_epu8(bytes, zero);  // <= 64: the low 32 bits of each 64-bit lane
+        __m256i bytes = _mm256_setzero_si256();  // <= 8 per word: <= 32
+#pragma GCC unroll 4
+        for (int w = 0; w < KW; ++w) {
+          const __m256i* pl = planes + (g * KW + w) * 4 + 2 * h;
+          const __m256i lo = Combine::apply(a[w].lo, pl[0]), hi = Combine::apply(a[w].hi, pl[1]);
+          bytes = _mm256_add_epi8(bytes, _mm256_add_epi8(_mm256_shuffle_epi8(table, lo), _mm256_shuffle_epi8(table, hi)));
+        }
+        pop[h] = _mm256_sad_epu8(bytes, zero);  // <= 64 KW: the low 32 bits of each 64-bit lane
       }
       const __m256i pops = _mm256_blend_epi32(pop[0], _mm256_slli_epi64(pop[1], 32), 0xAA);
       const __m256i out = _mm256_sub_epi32(t, _mm256_add_epi32(pops, pops));
@@ -374,14 +390,24 @@ void one_word(const BgemmArgs& p, const std::int64_t* row_term) {
     }
   }
 }
+
+template <class Combine>
+void short_k(const BgemmArgs& p, const std::int64_t* row_term) {  // words_for(p.k) <= kShortWords
+  switch (words_for(p.k)) {
+    case 1: return few_words<Combine, 1>(p, row_term);
+    case 2: return few_words<Combine, 2>(p, row_term);
+    case 3: return few_words<Combine, 3>(p, row_term);
+    default: return few_words<Combine, 4>(p, row_term);
+  }
+}
 }  // namespace
 
 void bgemm__3x64__avx2_ntab(const BgemmArgs& p) {
-  if (words_for(p.k) == 1 && p.m >= kMinRows) {
+  if (words_for(p.k) <= kShortWords && p.m >= kMinRows) {
     if (p.mode == BgemmMode::kXor) {
-      one_word<Xor>(p, nullptr);  // row_term = K
+      short_k<Xor>(p, nullptr);  // row_term = K
     } else {
-      one_word<And>(p, row_popcounts(p.a, p.m, p.lda, 1));
+      short_k<And>(p, row_popcounts(p.a, p.m, p.lda, words_for(p.k)));
     }
     return;
   }
