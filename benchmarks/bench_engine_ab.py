@@ -33,9 +33,10 @@ DEFAULT_ENV = ["ONEBIT_ENGINE_FUSE=1", "ONEBIT_ENGINE_FUSE=0", "ONEBIT_ENGINE_FU
                "ONEBIT_ENGINE_FUSE=stages,one_pass", "ONEBIT_ENGINE_FUSE=stages,one_pass,from_acc"]
 
 
-def engines(blob: bytes, settings: list[str], threads: int) -> dict[str, onebit.Engine]:
+def engines(blob: bytes, settings: list[str], threads: int, control: bool = True) -> dict[str, onebit.Engine]:
+    """One engine per KEY=VALUE setting (read by the Engine at load), plus the first again as a control."""
     out = {}
-    for label in [*settings, settings[0] + " (control)"]:
+    for label in [*settings, settings[0] + " (control)"] if control else settings:
         key, _, value = label.split(" ")[0].partition("=")
         saved = os.environ.get(key)
         os.environ[key] = value

@@ -11,13 +11,13 @@ timing does not depend on their values) and timed in interleaved rounds; the fig
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy as np
 import torch
 
 import onebit
 from bench_engine import build  # the zoo models as bench_engine builds them (default method each)
+from bench_engine_ab import engines as engines_under  # one engine per load-time setting
 from onebit.export import export
 from onebit.timing import best_seconds, cpu_name
 
@@ -26,12 +26,8 @@ def engines(model_name: str, threads: int) -> dict[str, onebit.Engine]:
     torch.manual_seed(0)
     model, _, shape = build(model_name)
     blob = export(model, torch.randn(1, *shape))
-    out = {}
-    for flag in ("1", "0"):
-        os.environ["ONEBIT_ENGINE_PREPACK"] = flag
-        out[flag] = onebit.Engine(blob, num_threads=threads)
-    os.environ.pop("ONEBIT_ENGINE_PREPACK")
-    return out
+    pair = engines_under(blob, ["ONEBIT_ENGINE_PREPACK=1", "ONEBIT_ENGINE_PREPACK=0"], threads, control=False)
+    return {label.rpartition("=")[2]: engine for label, engine in pair.items()}
 
 
 def main() -> None:

@@ -15,6 +15,7 @@
 #include <cmath>
 
 #include "onebit/isa.h"
+#include "onebit/kernels.h"  // acc2float
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -201,17 +202,11 @@ void ew_chain(const EwStage* stages, int count, const EwSource& src, float* y, s
     return chain_avx2<false>(stages, count, src, y, rows, ld, n);
   }
 #endif
-  if (src.acc) {  // the transform of acc2float's portable variant, then op after op in place
-    for (std::int64_t r = 0; r < rows; ++r) {
-      const std::int32_t* a = src.acc + r * src.ld_acc;
-      float* yr = y + r * ld;
-      for (std::int64_t ch = 0; ch < n; ++ch) yr[ch] = static_cast<float>(a[ch]) * src.m[ch] + src.b[ch];
-    }
+  // acc2float's kernel row by row (its output rows are contiguous; y's are ld apart), then op after op.
+  for (std::int64_t r = 0; src.acc && r < rows; ++r) {
+    acc2float(src.acc + r * src.ld_acc, 1, n, n, src.m, src.b, y + r * ld);
   }
   for (int k = 0; k < count; ++k) ew_plain(stages[k].p, k == 0 && !src.acc ? src.x : y, stages[k].z, y, rows, ld, n);
-  if (count == 0 && !src.acc && src.x != y) {
-    for (std::int64_t r = 0; r < rows; ++r) std::copy(src.x + r * ld, src.x + r * ld + n, y + r * ld);
-  }
 }
 
 void ew_apply(const EwParams& p, const float* x, const float* z, float* y, std::int64_t rows, std::int64_t ld,

@@ -80,23 +80,22 @@ void Op::fuse(std::unique_ptr<Op> stage, int z) {
 // One pass of ew_chain when every stage is an EwKind op (and the chain is short); else op by op.
 void Op::run_stages(const RunCtx& ctx, std::int64_t pixel, float* y, std::int64_t rows, std::int64_t ld, std::int64_t c0,
                     std::int64_t n, const EwParams* first, const EwSource* src) const {
+  auto z_of = [&](std::size_t k) {  // stage k's second operand at the tile, or nullptr
+    return stage_z_[k] < 0 ? nullptr : reinterpret_cast<const float*>(ctx.ptr[stage_z_[k]]) + pixel * ld + c0;
+  };
   constexpr std::size_t kMaxChain = 8;
   EwStage chain[kMaxChain];
   int count = 0;
   if (first) chain[count++] = EwStage{*first, nullptr};
   bool one_pass = fusion_.one_pass && stages_.size() + count <= kMaxChain;
   for (std::size_t k = 0; one_pass && k < stages_.size(); ++k) {
-    const float* z = stage_z_[k] < 0 ? nullptr : reinterpret_cast<const float*>(ctx.ptr[stage_z_[k]]) + pixel * ld + c0;
     one_pass = stages_[k]->stage_params(c0, &chain[count].p);
-    chain[count++].z = z;
+    chain[count++].z = z_of(k);
   }
   if (one_pass) return ew_chain(chain, count, src ? *src : EwSource{y, nullptr, 0, nullptr, nullptr}, y, rows, ld, n);
   if (src) ew_chain(nullptr, 0, *src, y, rows, ld, n);
   if (first) ew_apply(*first, y, nullptr, y, rows, ld, n);
-  for (std::size_t k = 0; k < stages_.size(); ++k) {
-    const float* z = stage_z_[k] < 0 ? nullptr : reinterpret_cast<const float*>(ctx.ptr[stage_z_[k]]) + pixel * ld + c0;
-    stages_[k]->stage(y, z, rows, ld, c0, n);
-  }
+  for (std::size_t k = 0; k < stages_.size(); ++k) stages_[k]->stage(y, z_of(k), rows, ld, c0, n);
 }
 
 void parallel_for(std::int64_t n, int num_threads, const std::function<void(int, std::int64_t, std::int64_t)>& fn) {

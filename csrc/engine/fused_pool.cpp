@@ -18,8 +18,7 @@ namespace {
 class FusedPool final : public Op {
  public:
   FusedPool(const OpDef& d, const std::vector<ValueDef>& v, std::unique_ptr<Op> producer, std::unique_ptr<Op> pool)
-      : Op(d, v), producer_(std::move(producer)), pool_(std::move(pool)), g_(*pool_->max_pool()),
-        mid_(v[producer_->outputs()[0]]) {
+      : Op(d, v), producer_(std::move(producer)), g_(*pool->max_pool()), mid_(v[producer_->outputs()[0]]) {
     ring_offset_ = (producer_->scratch_bytes() + 63) / 64 * 64;
     row_floats_ = mid_.w() * mid_.c();
   }
@@ -57,7 +56,7 @@ class FusedPool final : public Op {
     }
   }
 
-  std::unique_ptr<Op> producer_, pool_;
+  std::unique_ptr<Op> producer_;
   PoolGeom g_;
   ValueDef mid_;  // the producer's output, never stored whole
   std::int64_t ring_offset_ = 0, row_floats_ = 0;

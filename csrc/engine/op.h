@@ -62,7 +62,8 @@ void ew_apply(const EwParams& p, const float* x, const float* z, float* y, std::
 // A chain of such ops in one pass (elementwise.cpp): source -> op 0 -> op 1 ... -> y, z of op k at
 // stages[k].z (the tile's first element, row stride ld; nullptr when it has none). The source is float
 // rows x (row stride ld; may be y), or int32 rows acc (row stride ld_acc) through acc2float's transform
-// float(acc) * m[ch] + b[ch] (b not null). The values of acc2float, then ew_apply op after op.
+// float(acc) * m[ch] + b[ch] (b not null). The values of acc2float, then ew_apply op after op. With no
+// op (count 0) the source must be int32 rows: the transform alone.
 struct EwStage {
   EwParams p;
   const float* z;

@@ -181,19 +181,21 @@ class BConv2d final : public BinaryBase {
     const RunCtx* ctx;
     std::int64_t pixel0;  // flat batch pixel of the call's pixel 0
   };
-  static void epilogue(const void* p, float* y, std::int64_t first, std::int64_t rows) {  // on the kernel's floats
-    const auto& e = *static_cast<const Epilogue*>(p);
-    const std::int64_t c = e.op->y_.c();
-    const EwParams bn = e.op->t_.bn ? e.op->t_.bn_params(0) : EwParams{};
-    e.op->run_stages(*e.ctx, e.pixel0 + first, y, rows, c, 0, c, e.op->t_.bn ? &bn : nullptr);
+  // The BN stage and the fused stages on a block of rows: on the kernel's floats (epilogue) or from its
+  // int32 sums through the float transform (epilogue_acc).
+  static void epilogue(const void* p, float* y, std::int64_t first, std::int64_t rows) {
+    finish_block(*static_cast<const Epilogue*>(p), y, first, rows, nullptr);
   }
   static void epilogue_acc(const void* p, const std::int32_t* acc, std::int64_t ld_acc, float* y, std::int64_t first,
                            std::int64_t rows) {
     const auto& e = *static_cast<const Epilogue*>(p);
-    const std::int64_t c = e.op->y_.c();
     const EwSource src{nullptr, acc, ld_acc, e.op->t_.alpha.data(), e.op->t_.beta.data()};
-    const EwParams bn = e.op->t_.bn ? e.op->t_.bn_params(0) : EwParams{};
-    e.op->run_stages(*e.ctx, e.pixel0 + first, y, rows, c, 0, c, e.op->t_.bn ? &bn : nullptr, &src);
+    finish_block(e, y, first, rows, &src);
+  }
+  static void finish_block(const Epilogue& e, float* y, std::int64_t first, std::int64_t rows, const EwSource* src) {
+    const std::int64_t c = e.op->y_.c();
+    const EwParams bn = e.op->t_.bn_params(0);
+    e.op->run_stages(*e.ctx, e.pixel0 + first, y, rows, c, 0, c, e.op->t_.bn ? &bn : nullptr, src);
   }
 
   void regroup(const word_t* x, word_t* out) const { regroup_words(x, x_.pixels(), x_.c(), args_.groups, out); }

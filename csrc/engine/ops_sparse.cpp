@@ -160,7 +160,8 @@ class SBConv final : public Op {
       std::int32_t* sums = acc + tile_ * cout_;
       box_sums(x, q, q1, sums);
       finish(acc, sums, q1 - q, y + q * cout_);
-      run_stages(ctx, pixel0 + q, y + q * cout_, q1 - q, cout_, 0, cout_);
+      const EwParams bn = bn_params();
+      run_stages(ctx, pixel0 + q, y + q * cout_, q1 - q, cout_, 0, cout_, bn_scale_.empty() ? nullptr : &bn);
     }
   }
 
@@ -171,14 +172,12 @@ class SBConv final : public Op {
   };
   static void epilogue(const void* p, float* y, std::int64_t first, std::int64_t rows) {
     const auto& e = *static_cast<const Epilogue*>(p);
-    const EwParams bn{kAffineFma, e.op->bn_scale_.data(), e.op->bn_shift_.data(), nullptr, 0, 0};
+    const EwParams bn = e.op->bn_params();
     const std::int64_t c = e.op->cout_;
     e.op->run_stages(*e.ctx, e.pixel0 + first, y, rows, c, 0, c, e.op->bn_scale_.empty() ? nullptr : &bn);
   }
-  void bn_stage(float* y, std::int64_t rows) const {
-    if (bn_scale_.empty()) return;
-    ew_apply(EwParams{kAffineFma, bn_scale_.data(), bn_shift_.data(), nullptr, 0, 0}, y, nullptr, y, rows, cout_, cout_);
-  }
+  // The BN stage (when the file has one): the first op of the stage chain.
+  EwParams bn_params() const { return EwParams{kAffineFma, bn_scale_.data(), bn_shift_.data(), nullptr, 0, 0}; }
 
   // S of eq. (2) for output pixels [q0, q1) and every group: sums[(q - q0) * groups + g]. The kernel
   // input has groups word-aligned: pixel stride groups * wg words, group g at word g * wg.
@@ -208,7 +207,7 @@ class SBConv final : public Op {
     }
   }
 
-  // v = float(dot_m) * gain + float(S) * beta; v = v + bias (then the BN stage): eq. (1).
+  // v = float(dot_m) * gain + float(S) * beta; v = v + bias: eq. (1) (the BN stage follows in run_stages).
   void finish(const std::int32_t* acc, const std::int32_t* sums, std::int64_t rows, float* y) const {
     const std::int64_t g = args_.groups, og = cout_ / g;
     for (std::int64_t r = 0; r < rows; ++r) {
@@ -223,7 +222,6 @@ class SBConv final : public Op {
         }
       }
     }
-    bn_stage(y, rows);
   }
 
   void regroup(const word_t* x, word_t* out) const { regroup_words(x, x_.pixels(), x_.c(), args_.groups, out); }

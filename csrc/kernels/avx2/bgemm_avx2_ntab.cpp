@@ -373,7 +373,8 @@ void few_words(const BgemmArgs& p, const std::int64_t* row_term) {
         for (int w = 0; w < KW; ++w) {
           const __m256i* pl = planes + (g * KW + w) * 4 + 2 * h;
           const __m256i lo = Combine::apply(a[w].lo, pl[0]), hi = Combine::apply(a[w].hi, pl[1]);
-          bytes = _mm256_add_epi8(bytes, _mm256_add_epi8(_mm256_shuffle_epi8(table, lo), _mm256_shuffle_epi8(table, hi)));
+          const __m256i both = _mm256_add_epi8(_mm256_shuffle_epi8(table, lo), _mm256_shuffle_epi8(table, hi));
+          bytes = _mm256_add_epi8(bytes, both);
         }
         pop[h] = _mm256_sad_epu8(bytes, zero);  // <= 64 KW: the low 32 bits of each 64-bit lane
       }
