@@ -16,6 +16,8 @@ plain bit 0).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -23,7 +25,10 @@ from .. import bitpack
 from .format import ModelFile, read_model
 from .graph import sb_mask_words, validate
 
-__all__ = ["run"]
+__all__ = ["OpHook", "apply_op", "run"]
+
+#: ``hook(op, inputs, output) -> replacement output or None`` (see :func:`run`)
+OpHook = Callable[[dict, list[torch.Tensor], torch.Tensor], "torch.Tensor | None"]
 
 _FLOAT_OPS = ("conv2d", "linear", "affine", "relu", "hardtanh", "prelu", "rprelu", "add", "concat", "maxpool",
               "avgpool", "global_avgpool", "flatten")
@@ -229,9 +234,34 @@ def _method_op(kind, xs, op, t):
     raise AssertionError(kind)  # validate() admits only known ops
 
 
+def apply_op(model: ModelFile, op: dict, xs: list[torch.Tensor]) -> torch.Tensor:
+    """The output of graph op ``op`` of ``model`` (validated) on its input tensors ``xs``."""
+    g = model.graph
+    t = {role: torch.from_numpy(model.tensors[name]) for role, name in op["tensors"].items()}
+    kind = op["op"]
+    if kind == "bitpack":
+        thr = _ch(t["thresholds"], xs[0]) if "thresholds" in t else 0.0
+        return (xs[0] < thr) if op["attrs"]["mode"] == "sign" else (xs[0] > thr)
+    if kind in ("bconv2d", "blinear"):
+        domain = g["values"][op["inputs"][0]]["domain"]
+        return (_bconv2d if kind == "bconv2d" else _blinear)(xs[0], op, t, domain)
+    if kind == "bmaxpool":
+        return _bmaxpool(xs[0], op, t)
+    if kind in ("qconv2d", "qlinear"):
+        return _quantized(xs[0], op, t)
+    if kind in _FLOAT_OPS:
+        return _float_op(kind, xs, op, t)
+    return _method_op(kind, xs, op, t)
+
+
 @torch.no_grad()
-def run(model: ModelFile | bytes, x: torch.Tensor) -> torch.Tensor:
-    """Run ``model`` (a parsed file or its bytes; validated here) on an (N, C, H, W) float32 input."""
+def run(model: ModelFile | bytes, x: torch.Tensor, *, hook: OpHook | None = None) -> torch.Tensor:
+    """Run ``model`` (a parsed file or its bytes; validated here) on an (N, C, H, W) float32 input.
+
+    ``hook(op, inputs, output)``, if given, is called after every op (``op`` is its graph record); a
+    tensor it returns replaces that op's output for the rest of the run, as a PyTorch forward hook's
+    does. Tests use it to steer the run along another executor's binarization decisions.
+    """
     model = read_model(model) if isinstance(model, (bytes, bytearray, memoryview)) else model
     g = validate(model)
     want = g["values"][g["inputs"][0]]["shape"]
@@ -239,22 +269,10 @@ def run(model: ModelFile | bytes, x: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"input must have shape (N, {', '.join(map(str, want))}), got {tuple(x.shape)}")
     env = {g["inputs"][0]: x.to(torch.float32)}
     for op in g["ops"]:
-        t = {role: torch.from_numpy(model.tensors[name]) for role, name in op["tensors"].items()}
         xs = [env[n] for n in op["inputs"]]
-        kind = op["op"]
-        if kind == "bitpack":
-            thr = _ch(t["thresholds"], xs[0]) if "thresholds" in t else 0.0
-            out = (xs[0] < thr) if op["attrs"]["mode"] == "sign" else (xs[0] > thr)
-        elif kind in ("bconv2d", "blinear"):
-            domain = g["values"][op["inputs"][0]]["domain"]
-            out = (_bconv2d if kind == "bconv2d" else _blinear)(xs[0], op, t, domain)
-        elif kind == "bmaxpool":
-            out = _bmaxpool(xs[0], op, t)
-        elif kind in ("qconv2d", "qlinear"):
-            out = _quantized(xs[0], op, t)
-        elif kind in _FLOAT_OPS:
-            out = _float_op(kind, xs, op, t)
-        else:
-            out = _method_op(kind, xs, op, t)
+        out = apply_op(model, op, xs)
+        if hook is not None:
+            replaced = hook(op, xs, out)
+            out = out if replaced is None else replaced
         env[op["outputs"][0]] = out
     return env[g["outputs"][0]]
