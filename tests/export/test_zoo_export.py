@@ -66,8 +66,13 @@ def test_zoo_model_int8_engine_matches_reference(name):
             assert close(want, onebit.Engine(blob)(x)), f"engine ({isa}) != reference for {name} int8"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name, method", cases(BASELINES + ISSUE6))
+#: the full-size case the default tier runs too (~10 s), so the steered comparison is always exercised
+FULL_SIZE_DEFAULT = ("bireal18", "bireal")
+
+
+@pytest.mark.parametrize("name, method", [
+    pytest.param(*case, marks=[] if case == FULL_SIZE_DEFAULT else [pytest.mark.slow])
+    for case in cases(BASELINES + ISSUE6)])
 def test_zoo_model_full_size(name, method):
     """Full size: the reference executor steered along PyTorch's binarizer decisions matches PyTorch, and
     steered along the engine's (every ISA) matches the engine; each decision taken over is a near-tie
