@@ -52,7 +52,8 @@ def test_combined_methods_train_in_blocks(combo, block, data, one_thread):
 @pytest.mark.parametrize("name", METHODS + [c for c, _ in COMBOS], ids=lambda v: v if isinstance(v, str) else "+".join(v))
 @pytest.mark.parametrize("block", ["basic", "reactnet"])
 def test_methods_train_to_useful_accuracy(name, block):
-    """Fuller version: 28x28 inputs, 600 steps, held-out accuracy well above chance (10 %); SBNN also sparsifies."""
+    """Fuller version: 28x28 inputs, 600 steps, BatchNorm statistics re-estimated, held-out accuracy well above
+    chance (10 %); SBNN also sparsifies."""
     torch.manual_seed(0)
     x, y = fashion_slice(6000, size=28)
     xt, yt = fashion_slice(1000, size=28, split="test")
@@ -61,6 +62,10 @@ def test_methods_train_to_useful_accuracy(name, block):
     losses = train(model, method, x, y, steps=600, lr=3e-3)
     ok, (first, last) = falls(losses, 50)
     assert ok, f"{name}: loss {first:.3f} -> {last:.3f}"
+    # At a constant learning rate latent weights keep crossing zero to the last step, so BatchNorm's
+    # running statistics (momentum 0.1) lag the binary weights they describe: eval accuracy 0.28-0.52
+    # where batch statistics give 0.74. Re-estimate them over the training images first, as after SWA.
+    torch.optim.swa_utils.update_bn([x[i:i + 500] for i in range(0, len(x), 500)], model)
     model.eval()
     with torch.no_grad():
         accuracy = (model(xt).argmax(1) == yt).float().mean().item()
