@@ -234,6 +234,7 @@ def _method_op(kind, xs, op, t):
     raise AssertionError(kind)  # validate() admits only known ops
 
 
+@torch.no_grad()
 def apply_op(model: ModelFile, op: dict, xs: list[torch.Tensor]) -> torch.Tensor:
     """The output of graph op ``op`` of ``model`` (validated) on its input tensors ``xs``."""
     g = model.graph
