@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 import onebit
-from onebit.export import ModelFile
+from onebit.export import ModelFile, reference
 from onebit.export.reference import apply_op, run
 from onebit.quantizers import Quantizer
 
@@ -35,12 +35,11 @@ Decisions = Callable[[dict, list[torch.Tensor]], torch.Tensor]
 
 def threshold_distance(model: ModelFile, op: dict, xs: list[torch.Tensor]) -> torch.Tensor:
     """|input - threshold| per element of a binarizer op."""
-    x = xs[0]
+    x = xs[0]  # the thresholds broadcast as the reference's ops broadcast them
     if op["op"] == "dybitpack":  # per-sample, per-channel thresholds (N, C)
-        thr = xs[1].reshape(*xs[1].shape, *[1] * (x.dim() - 2))
+        thr = reference._ns(xs[1], x)
     elif "thresholds" in op["tensors"]:
-        t = torch.from_numpy(model.tensors[op["tensors"]["thresholds"]])
-        thr = t.reshape(1, -1, *[1] * (x.dim() - 2))
+        thr = reference._ch(torch.from_numpy(model.tensors[op["tensors"]["thresholds"]]), x)
     else:
         thr = torch.zeros(())
     return (x - thr).abs()

@@ -78,8 +78,9 @@ def near_tie(model: nn.Module, x: torch.Tensor, rel: float = 2e-5) -> bool:
 
 
 def build(name: str, method, *, full: bool = False, batch: int = 2, seed: int = 0):
-    """(eval-mode model, input) for zoo model ``name`` with ``method``; tiny unless ``full``. The input
-    is the first of a few seeded draws without a near-tie at any binarizer (:func:`near_tie`)."""
+    """(eval-mode model, input) for zoo model ``name`` with ``method``; tiny unless ``full``. A tiny
+    model's input is the first of a few seeded draws without a near-tie at any binarizer (:func:`near_tie`);
+    a full-size model always has some (its tests steer past them: steering.py), so it takes the first draw."""
     info = onebit.models.model_info(name)
     torch.manual_seed(seed)
     kwargs = {} if full else tiny_kwargs(name)
@@ -89,6 +90,6 @@ def build(name: str, method, *, full: bool = False, batch: int = 2, seed: int = 
     model = randomize_(model, torch.empty(shape), seed)
     for k in range(10):
         x = torch.randn(shape, generator=torch.Generator().manual_seed(1000 * seed + k))
-        if method is None or not near_tie(model, x):
+        if method is None or full or not near_tie(model, x):
             break
     return model, x
